@@ -1,0 +1,1 @@
+"""The `relief` command line."""

@@ -1,0 +1,1 @@
+"""Prefect flows that drive the stages of casework; nothing here decides policy."""

@@ -1,0 +1,1 @@
+"""Database tables (SQLModel), input schemas, settings and database setup."""

@@ -1,0 +1,1 @@
+"""Rendering of notices from the outbox and their delivery through channels."""

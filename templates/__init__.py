@@ -1,0 +1,1 @@
+"""Jinja templates: notices (zh-CN first) and web pages."""
