@@ -1,0 +1,389 @@
+"""申请书 — the input schema of each application type (pure pydantic, no database).
+
+The shapes follow shared/domain/scenarios.yaml so that an example there reads as an application
+here. Money fields take numbers or numeric strings and become Decimal; floats are not needed.
+`type` selects the application type.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from states.identifiers import validate_registration_no, validate_uscc
+
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+
+
+class CaseType(StrEnum):
+    """申请类型 — one state machine each."""
+
+    RENT_STATE_PROPERTY = "rent_state_property"  # 国有房屋租金减免
+    RENT_INCUBATOR_SUBSIDY = "rent_incubator_subsidy"  # 科技型孵化器减免房租补贴
+    RENT_PARK_SUBSIDY = "rent_park_subsidy"  # 文化产业园区、商务楼宇减免租金补贴
+    CREDIT_EXEMPTION = "credit_exemption"  # 信用豁免
+    LICENCE_EXTENSION = "licence_extension"  # 许可证有效期顺延
+    LOAN_SUBSIDY = "loan_subsidy"  # 贷款贴息和担保费补贴
+
+
+class ApplicantKind(StrEnum):
+    """主体类型."""
+
+    ENTERPRISE = "enterprise"  # 企业
+    INDIVIDUAL_BUSINESS = "individual_business"  # 个体工商户
+    TECH_INCUBATOR = "tech_incubator"  # 科技型孵化器（企业）
+
+
+class EnterpriseSize(StrEnum):
+    """企业规模."""
+
+    LARGE = "large"  # 大型
+    MEDIUM = "medium"  # 中型
+    SMALL = "small"  # 小型
+    MICRO = "micro"  # 微型
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Party(Strict):
+    """申请人 — identified by USCC, or a legacy 15-digit 注册号 for an individual business."""
+
+    uscc: str | None = Field(default=None, description="统一社会信用代码 (GB 32100-2015)")
+    registration_no: str | None = Field(
+        default=None, description="个体工商户 legacy 15-digit 注册号 (before 2016-12-01)"
+    )
+    name: str = Field(default="", max_length=200, description="名称或字号")
+    operator_name: str | None = Field(default=None, description="经营者 (individual business)")
+    kind: ApplicantKind = ApplicantKind.ENTERPRISE
+    size: EnterpriseSize | None = None
+    email: str | None = Field(default=None, description="notice channel: e-mail address")
+
+    @field_validator("uscc")
+    @classmethod
+    def _uscc(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.upper()
+        problem = validate_uscc(v)
+        if problem:
+            raise PydanticCustomError(problem.code, problem.zh, {"en": problem.en})
+        return v
+
+    @field_validator("registration_no")
+    @classmethod
+    def _regno(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        problem = validate_registration_no(v)
+        if problem:
+            raise PydanticCustomError(problem.code, problem.zh, {"en": problem.en})
+        return v
+
+    @model_validator(mode="after")
+    def _identified(self) -> Party:
+        if self.uscc is None and self.registration_no is None:
+            raise PydanticCustomError(
+                "identity.missing",
+                "缺少统一社会信用代码（个体工商户可填写15位注册号）",
+                {"en": "a USCC is required (an individual business may give its 15-digit number)"},
+            )
+        if self.registration_no and self.kind != ApplicantKind.INDIVIDUAL_BUSINESS:
+            raise PydanticCustomError(
+                "identity.regno_kind",
+                "只有个体工商户可以使用15位注册号，企业须填写统一社会信用代码",
+                {"en": "only an individual business may use a 15-digit registration number"},
+            )
+        return self
+
+    @property
+    def identity(self) -> str:
+        """The key an applicant is known by: USCC, else `REG:` + registration number."""
+        return self.uscc if self.uscc else f"REG:{self.registration_no}"
+
+
+class Prior7Declaration(Strict):
+    """申报已享受东政办发〔2022〕7号的同类政策."""
+
+    same_lease: bool = False
+    same_loan: bool = False
+    months_granted: int | None = Field(default=None, ge=0, le=12)
+
+
+Enjoyed7 = bool | Prior7Declaration
+
+
+class Application(Strict):
+    type: CaseType
+    application_date: date | None = Field(
+        default=None, description="申请日期 (filing date); defaults to today on the system clock"
+    )
+
+
+# ---------------------------------------------------------------- rent, state-owned property
+OwnerCategory = Literal[
+    "district_SOE",
+    "district_admin_institution",
+    "central_SOE",
+    "municipal_state",
+    "collective",
+    "non_state",
+]
+
+
+class Tenant(Party):
+    service_industry: bool = Field(description="服务业")
+    registered_in_beijing: bool = Field(default=False, description="在京注册")
+    pays_tax_in_beijing: bool = Field(default=False, description="在京纳税")
+    chain_type: Literal["supermarket", "convenience_store", "catering"] | None = Field(
+        default=None, description="连锁超市/便利店/餐饮企业"
+    )
+
+
+class Lease(Strict):
+    lease_id: str | None = Field(default=None, description="租赁合同编号")
+    owner_category: OwnerCategory = Field(description="出租房屋产权类别")
+    in_beijing: bool = Field(description="房屋位于北京市内")
+    monthly_rent: Money = Field(description="月租金（元）")
+    covers_2022: bool = Field(description="租期覆盖2022年")
+    months_in_2022: int | None = Field(default=None, ge=0, le=12, description="2022年内租期月数")
+    final_operator: bool = Field(default=True, description="申请人为最终承租经营人")
+
+
+class StoreLease(Lease):
+    store_id: str = Field(min_length=1, description="门店编号")
+    small_or_micro_at_store_level: bool = Field(description="门店为小微企业（按门店判断）")
+    risk_area: bool = Field(default=False, description="门店所在地被列为疫情中高风险地区")
+
+
+class RentStatePropertyApplication(Application):
+    """国有房屋租金减免 (measure 3): one lease, or a chain's stores (one case per store)."""
+
+    type: Literal[CaseType.RENT_STATE_PROPERTY]
+    applicant: Tenant
+    lease: Lease | None = None
+    stores: list[StoreLease] | None = Field(default=None, min_length=1)
+    property_location_listed_medium_high_risk: bool = False
+    enjoyed_under_7: Enjoyed7 = False
+
+    @model_validator(mode="after")
+    def _one_of_lease_or_stores(self) -> RentStatePropertyApplication:
+        if (self.lease is None) == (self.stores is None):
+            raise PydanticCustomError(
+                "lease.one_of",
+                "须填写租赁信息（lease），连锁企业按门店填写（stores），二者填且只填一项",
+                {"en": "give either `lease` or, for a chain, `stores`, not both"},
+            )
+        if self.stores is not None:
+            ids = [s.store_id for s in self.stores]
+            if len(set(ids)) != len(ids):
+                raise PydanticCustomError(
+                    "stores.duplicate_id", "门店编号重复", {"en": "store ids must be unique"}
+                )
+        return self
+
+
+# ---------------------------------------------------------------- rent, incubators
+class Incubator(Party):
+    leases_non_state_property: bool = Field(description="承租非国有房屋")
+    management_scope: Literal["zgc_dongcheng", "stic"] = Field(
+        description="管理范围: zgc_dongcheng 东城园管委会 / stic 区科技和信息化局"
+    )
+
+    @field_validator("management_scope", mode="before")
+    @classmethod
+    def _scope_alias(cls, v: Any) -> Any:
+        aliases = {"东城园管委会": "zgc_dongcheng", "区科信局": "stic", "区科技和信息化局": "stic"}
+        return aliases.get(v, v) if isinstance(v, str) else v
+
+
+class TenantReduction(Strict):
+    tenant_uscc: str | None = None
+    tenant_name: str = ""
+    tenant_kind: ApplicantKind = ApplicantKind.ENTERPRISE
+    tenant_size: EnterpriseSize | None = None
+    amount: Money = Field(description="减免租金（元）")
+    confirmed: bool = Field(default=False, description="经确认")
+
+    @model_validator(mode="after")
+    def _size_known(self) -> TenantReduction:
+        if self.tenant_kind != ApplicantKind.INDIVIDUAL_BUSINESS and self.tenant_size is None:
+            raise PydanticCustomError(
+                "tenant_size.missing",
+                "企业承租人须填写企业规模（tenant_size）",
+                {"en": "tenant_size is required unless the tenant is an individual business"},
+            )
+        return self
+
+
+class IncubatorSubsidyApplication(Application):
+    """科技型孵化器减免房租补贴 (measure 3)."""
+
+    type: Literal[CaseType.RENT_INCUBATOR_SUBSIDY]
+    applicant: Incubator
+    reductions: list[TenantReduction] = Field(min_length=1)
+    enjoyed_under_7: Enjoyed7 = False
+
+
+# ---------------------------------------------------------------- rent, parks and buildings
+class Property(Strict):
+    property_id: str | None = Field(default=None, description="园区/楼宇名称或编号（封顶按此计）")
+    type: Literal["municipal_cultural_industry_park", "commercial_building"]
+    state_owned: bool
+    district: str | None = None
+    in_zgc_dongcheng_park: bool = False
+    municipal_cultural_park: bool | None = None
+
+
+class PropertyHolder(Party):
+    role: Literal["owner", "operator"] = Field(description="产权单位 / 运营单位")
+    property: Property
+
+
+class ParkSubsidyApplication(Application):
+    """非国有产权文化产业园区、商务楼宇减免租金补贴 (measure 3)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    type: Literal[CaseType.RENT_PARK_SUBSIDY]
+    applicant: PropertyHolder
+    confirmed_total_reduced: Money = Field(description="减免租金总额（元）")
+    prior_subsidy_for_this_property: Money = Field(
+        default=Decimal(0),
+        description="本园区/楼宇此前已获补贴（元）",
+        validation_alias=None,
+    )
+    enjoyed_under_7: Enjoyed7 = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prior_aliases(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for alias in ("prior_subsidy_for_this_park", "prior_subsidy_for_this_building"):
+                if alias in data:
+                    data = dict(data)
+                    data.setdefault("prior_subsidy_for_this_property", data.pop(alias))
+        return data
+
+
+# ---------------------------------------------------------------- credit exemption
+class Penalty(Strict):
+    decision_no: str | None = Field(default=None, description="处罚决定书文号")
+    decided: date = Field(description="处罚决定日期")
+    publicised: bool = Field(description="已被公示")
+    caused_by_epidemic: bool = Field(description="因疫情影响导致（申请人主张）")
+    causation_evidence: str = ""
+    imposed_by: str | None = None
+
+
+class CreditExemptionApplication(Application):
+    """信用豁免申请 (measure 9)."""
+
+    type: Literal[CaseType.CREDIT_EXEMPTION]
+    applicant: Party
+    penalty: Penalty
+
+
+# ---------------------------------------------------------------- licence extension
+class Licence(Strict):
+    licence_no: str | None = None
+    type: Literal["food_production", "food_business"] = Field(
+        description="食品生产许可证 (food_production) / 食品经营许可证 (food_business)"
+    )
+    special_food: bool = Field(default=False, description="特殊食品")
+    expiry: date = Field(description="原有效期届满日")
+    business_category: Literal["catering", "circulation"] | None = Field(
+        default=None, description="经营类别: catering 餐饮 / circulation 食品流通"
+    )
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type_alias(cls, v: Any) -> Any:
+        aliases = {"食品生产许可证": "food_production", "食品经营许可证": "food_business"}
+        return aliases.get(v, v) if isinstance(v, str) else v
+
+
+class LicenceExtensionApplication(Application):
+    """食品许可证有效期顺延 (measure 9); also made by the authority ex officio."""
+
+    type: Literal[CaseType.LICENCE_EXTENSION]
+    licensee: Party
+    licence: Licence
+    in_lockdown_area: bool = Field(default=False, description="位于封管控区")
+    could_not_renew_in_time: bool = Field(default=False, description="无法及时换发")
+    lockdown_lift_date: date | None = Field(default=None, description="封管控解除日期")
+    valid_beijing_lockdown_document: bool = Field(default=False, description="有效的北京市封管控文件")
+
+    @model_validator(mode="after")
+    def _lift_after_expiry_context(self) -> LicenceExtensionApplication:
+        if self.lockdown_lift_date is not None and not self.in_lockdown_area:
+            raise PydanticCustomError(
+                "lockdown_lift_date.without_lockdown",
+                "未位于封管控区时不应填写封管控解除日期",
+                {"en": "lockdown_lift_date given but in_lockdown_area is false"},
+            )
+        return self
+
+
+# ---------------------------------------------------------------- loans
+class Loan(Strict):
+    loan_id: str | None = None
+    lender: str = ""
+    lender_in_district: bool = Field(description="驻区金融机构")
+    drawdown: date = Field(description="放款日期")
+    principal: Money = Field(gt=0, description="贷款本金（元）")
+
+
+class LoanSubsidyApplication(Application):
+    """贷款贴息和担保费补贴 (measure 5)."""
+
+    type: Literal[CaseType.LOAN_SUBSIDY]
+    applicant: Party
+    loans: list[Loan] = Field(min_length=1)
+    eligible_interest: Money = Field(default=Decimal(0), description="应付利息（元）")
+    guarantee_fee_paid: Money = Field(default=Decimal(0), description="已付担保费（元）")
+    enjoyed_under_7: Enjoyed7 = False
+
+
+AnyApplication = Annotated[
+    RentStatePropertyApplication
+    | IncubatorSubsidyApplication
+    | ParkSubsidyApplication
+    | CreditExemptionApplication
+    | LicenceExtensionApplication
+    | LoanSubsidyApplication,
+    Field(discriminator="type"),
+]
+
+APPLICATION_ADAPTER: TypeAdapter[AnyApplication] = TypeAdapter(AnyApplication)
+
+SCHEMAS: dict[CaseType, type[Application]] = {
+    CaseType.RENT_STATE_PROPERTY: RentStatePropertyApplication,
+    CaseType.RENT_INCUBATOR_SUBSIDY: IncubatorSubsidyApplication,
+    CaseType.RENT_PARK_SUBSIDY: ParkSubsidyApplication,
+    CaseType.CREDIT_EXEMPTION: CreditExemptionApplication,
+    CaseType.LICENCE_EXTENSION: LicenceExtensionApplication,
+    CaseType.LOAN_SUBSIDY: LoanSubsidyApplication,
+}
+
+
+def applicant_of(app: Application) -> Party:
+    """The party an application is filed by."""
+    for attr in ("applicant", "licensee"):
+        party = getattr(app, attr, None)
+        if isinstance(party, Party):
+            return party
+    raise TypeError(f"{type(app).__name__} has no applicant")

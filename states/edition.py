@@ -1,0 +1,320 @@
+"""政策版本 — the policy edition: every parameter the rules use, each with its source clause.
+
+An edition is a YAML file in states/editions/, validated by pydantic on load. A clause marked
+DOC or INTERP must be a verbatim substring of the edition's source text, so every number in the
+rules traces to the document; a file that drifts from the text fails to load.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+EDITIONS_DIR = Path(__file__).parent / "editions"
+T = TypeVar("T")
+
+
+class Basis(StrEnum):
+    """依据 — how a parameter is grounded."""
+
+    DOC = "DOC"  # 文件明确规定
+    INTERP = "INTERP"  # 对文件措辞的解读
+    PROPOSAL = "PROPOSAL"  # 文件未规定，采用默认做法
+    LAW = "LAW"  # 法律法规（文件之外）
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Sourced(Frozen, Generic[T]):
+    """A parameter value with the clause it comes from."""
+
+    value: T
+    basis: Basis = Basis.DOC
+    clause: str
+
+
+class Window(Frozen):
+    start: date
+    end: date
+    basis: Basis = Basis.DOC
+    clause: str
+    note: str = ""
+
+    def contains(self, day: date) -> bool:
+        return self.start <= day <= self.end
+
+
+class Contact(Frozen):
+    person: str
+    phone: str
+    scope_note: str | None = None
+    clause: str
+
+
+class Section(Frozen):
+    code: str
+    name: str
+    contacts: list[Contact] = Field(default_factory=list)
+
+
+class Bureau(Frozen):
+    code: str
+    name: str
+    sections: list[Section]
+
+
+class NoDoubleBenefit(Frozen):
+    basis: Basis = Basis.DOC
+    clause: str
+    register_name: str = Field(alias="register")
+
+
+class MoneyRule(Frozen):
+    currency: Literal["CNY"]
+    quantum: Decimal
+    rounding: Literal["ROUND_HALF_UP"]
+    note: str = ""
+
+
+OwnerCategory = Literal[
+    "district_SOE",
+    "district_admin_institution",
+    "central_SOE",
+    "municipal_state",
+    "collective",
+    "non_state",
+]
+
+
+class RentStatePropertyParams(Frozen):
+    measure: str
+    benefit_year: Sourced[int]
+    months_standard: Sourced[int]
+    months_risk_area: Sourced[int]
+    tenant_clause: str
+    property_clause: str
+    chain_clause: str
+    collective_clause: str
+    final_operator_clause: str
+    supervisors: dict[str, str]
+
+
+class IncubatorSubsidyParams(Frozen):
+    measure: str
+    rate: Sourced[Decimal]
+    applicant_clause: str
+    tenant_clause: str
+    confirming_units: dict[str, str]
+
+
+class ParkSubsidyParams(Frozen):
+    measure: str
+    rate: Sourced[Decimal]
+    cap_per_property: Sourced[Decimal]
+    property_clause: str
+    tenant_clause: str
+    period_clause: str
+    park_unit: str
+    building_unit: str
+    building_cooperating_unit: str
+    grant_authority: str
+
+
+class CreditExemptionParams(Frozen):
+    measure: str
+    rule_clause: str
+    service_clause: str
+    unit: str
+
+
+class LicenceExtensionParams(Frozen):
+    measure: str
+    months: Sourced[int]
+    days_after_lift: Sourced[int]
+    green_channel_clause: str
+    units: dict[str, str]
+
+
+class LoanSubsidyParams(Frozen):
+    measure: str
+    loan_year: Sourced[int]
+    principal_threshold: Sourced[Decimal]
+    interest_ceiling_rate: Sourced[Decimal]
+    guarantee_cap: Sourced[Decimal]
+    applicant_clause: str
+    review_unit: str
+    guarantee_review_unit: str
+    confirming_unit: str
+
+
+class Setting(Frozen, Generic[T]):
+    """An OPEN point of the document, settled by the documented default until the owner decides."""
+
+    value: T
+    description: str
+
+
+class OpenPointSettings(Frozen):
+    """Every OPEN point of shared/domain/README.md, by name."""
+
+    double_benefit_outcome: Setting[Literal["refuse_and_manual_review"]]
+    loan_interest_rate: Setting[Decimal]
+    guarantee_fee_share: Setting[Decimal]
+    guarantee_cap_scope: Setting[Literal["per_enterprise_year", "per_loan"]]
+    licence_auto_extension_expiry_from: Setting[date]
+    licence_auto_extension_expiry_to: Setting[date]
+    date_arithmetic: Setting[Literal["civil_code"]]
+    credit_causation: Setting[Literal["confirmed_by_reviewer"]]
+    credit_individual_business: Setting[Literal["accept_with_manual_review", "refuse"]]
+    municipal_state_property_unit: Setting[str]
+    chain_store_size_test: Setting[Literal["per_store", "per_enterprise"]]
+    subsidy_payer: Setting[str]
+    application_window_from: Setting[date]
+    application_window_to: Setting[date]
+    short_lease_rule: Setting[Literal["cap_at_months_in_year"]]
+    collective_landlord: Setting[Literal["manual_review", "refuse"]]
+    park_cap_shared_by_owner_and_operator: Setting[bool]
+
+
+class Edition(Frozen):
+    """One edition of one policy document, in force over its window."""
+
+    id: str
+    doc_number: str
+    title: str
+    issuer: str
+    source_file: str
+    window: Window
+    no_double_benefit: NoDoubleBenefit
+    money: MoneyRule
+    bureaus: list[Bureau]
+    rent_state_property: RentStatePropertyParams
+    rent_incubator_subsidy: IncubatorSubsidyParams
+    rent_park_subsidy: ParkSubsidyParams
+    credit_exemption: CreditExemptionParams
+    licence_extension: LicenceExtensionParams
+    loan_subsidy: LoanSubsidyParams
+    settings: OpenPointSettings
+
+    @model_validator(mode="after")
+    def _checks(self) -> Edition:
+        rate = self.settings.loan_interest_rate.value
+        if not Decimal(0) < rate <= self.loan_subsidy.interest_ceiling_rate.value:
+            raise ValueError("settings.loan_interest_rate must be in (0, interest_ceiling_rate]")
+        for ref in self.section_refs():
+            self.section(ref)  # raises on a dangling reference
+        return self
+
+    def section_refs(self) -> list[str]:
+        """Every `bureau.section` reference the parameters use."""
+        p = self
+        refs = [
+            *p.rent_state_property.supervisors.values(),
+            *p.rent_incubator_subsidy.confirming_units.values(),
+            p.rent_park_subsidy.park_unit,
+            p.rent_park_subsidy.building_unit,
+            p.rent_park_subsidy.building_cooperating_unit,
+            p.rent_park_subsidy.grant_authority,
+            p.credit_exemption.unit,
+            *p.licence_extension.units.values(),
+            p.loan_subsidy.review_unit,
+            p.loan_subsidy.guarantee_review_unit,
+            p.loan_subsidy.confirming_unit,
+            p.settings.municipal_state_property_unit.value,
+            p.settings.subsidy_payer.value,
+        ]
+        return refs
+
+    def bureau(self, code: str) -> Bureau:
+        for b in self.bureaus:
+            if b.code == code:
+                return b
+        raise KeyError(f"edition {self.id}: no bureau {code!r}")
+
+    def section(self, ref: str) -> tuple[Bureau, Section | None]:
+        """Resolve `bureau.section` (or a bare `bureau`) to its bureau and section."""
+        bureau_code, _, section_code = ref.partition(".")
+        bureau = self.bureau(bureau_code)
+        if not section_code:
+            return bureau, None
+        for s in bureau.sections:
+            if s.code == section_code:
+                return bureau, s
+        raise KeyError(f"edition {self.id}: no section {ref!r}")
+
+    def quoted_clauses(self) -> list[str]:
+        """Every clause marked DOC or INTERP, plus contact and rule clauses."""
+        found: list[str] = []
+
+        def walk(node: Any, key: str = "") -> None:
+            if isinstance(node, Sourced | Window | NoDoubleBenefit):
+                if node.basis in (Basis.DOC, Basis.INTERP):
+                    found.append(node.clause)
+                return
+            if isinstance(node, Contact):
+                found.append(node.clause)
+                return
+            if isinstance(node, BaseModel):
+                for name in type(node).model_fields:
+                    walk(getattr(node, name), name)
+            elif isinstance(node, list):
+                for item in node:
+                    walk(item, key)
+            elif isinstance(node, str) and key.endswith("_clause"):
+                found.append(node)
+
+        walk(self)
+        return found
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def load_edition(path: Path) -> Edition:
+    """Load and validate one edition; every quoted clause must stand in its source text."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    edition = Edition.model_validate(data)
+    source = _normalise((path.parent / edition.source_file).read_text(encoding="utf-8"))
+    missing = [c for c in edition.quoted_clauses() if _normalise(c) not in source]
+    if missing:
+        raise ValueError(f"{path.name}: clauses not found verbatim in the source: {missing}")
+    return edition
+
+
+@functools.cache
+def all_editions() -> tuple[Edition, ...]:
+    """Every edition shipped, oldest window first."""
+    editions = [load_edition(p) for p in sorted(EDITIONS_DIR.glob("*.yaml"))]
+    return tuple(sorted(editions, key=lambda e: e.window.start))
+
+
+def edition_by_id(edition_id: str) -> Edition:
+    for e in all_editions():
+        if e.id == edition_id:
+            return e
+    raise KeyError(f"no policy edition {edition_id!r}")
+
+
+def edition_for(filed_on: date) -> Edition:
+    """The edition that judges a case filed on `filed_on`.
+
+    The edition in force on that day; a filing after every window is judged by the latest
+    edition (whose window rule then refuses it), one before every window by the earliest.
+    """
+    editions = all_editions()
+    for e in editions:
+        if e.window.contains(filed_on):
+            return e
+    earlier = [e for e in editions if e.window.start <= filed_on]
+    return earlier[-1] if earlier else editions[0]

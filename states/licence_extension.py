@@ -1,0 +1,165 @@
+"""食品许可证有效期顺延 (measure 9) — LicenceExtensionCase: rules and machine.
+
+Non-special food production licences get +6 months ex officio (no application needed; the
+authority grants and notifies, the document's 无感推送). Special-food production and food
+business licences in a lockdown area get lift + 30 days; while the lockdown is not lifted the
+case waits in `extended_pending_lift`. A valid lockdown document opens the green channel.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from models.applications import LicenceExtensionApplication
+from states.civil_dates import add_days, add_months
+from states.edition import Basis, Edition
+from states.lifecycle import (
+    CaseState,
+    Effects,
+    EffectOnlyMachine,
+    NoticeKind,
+    Row,
+    has_lift_date,
+    lift_pending,
+    lift_resolved,
+    no_payout,
+)
+from states.rules import Assessment, Check, Decision, Prior7Entry, TaskKind, route, window_check
+
+S = CaseState
+MACHINE = EffectOnlyMachine(
+    "licence_extension",
+    needs_confirmation=False,
+    extra=(
+        Row("grant_ex_officio", S.DRAFT, S.APPROVED, (), Effects(grant=True)),
+        Row("await_lift", [S.APPROVED, S.PARTIALLY_APPROVED], S.EXTENDED_PENDING_LIFT,
+            (no_payout, lift_pending), Effects(notices=(NoticeKind.EXTENSION,)), auto=True),
+        Row("apply_effect", [S.APPROVED, S.PARTIALLY_APPROVED], S.EFFECT_APPLIED,
+            (no_payout, lift_resolved), Effects(apply_effect=True, notices=(NoticeKind.EXTENSION,)),
+            auto=True),
+        Row("lockdown_lifted", S.EXTENDED_PENDING_LIFT, S.EFFECT_APPLIED, (has_lift_date,),
+            Effects(apply_effect=True, notices=(NoticeKind.EXTENSION,))),
+    ),
+)  # fmt: skip
+
+
+def unit_ref(app: LicenceExtensionApplication, edition: Edition) -> str:
+    """Production licences to 食品生产科; business licences by category (INTERP)."""
+    units = edition.licence_extension.units
+    if app.licence.type == "food_production":
+        return units["food_production"]
+    return units["catering" if app.licence.business_category == "catering" else "food_circulation"]
+
+
+def assess(
+    app: LicenceExtensionApplication,
+    edition: Edition,
+    *,
+    filed_on: date,
+    register: list[Prior7Entry],
+) -> list[Assessment]:
+    p = edition.licence_extension
+    s = edition.settings
+    lic = app.licence
+    checks: list[Check] = []
+    effect: dict[str, str] = {"original_expiry": lic.expiry.isoformat()}
+    ordinary_6m = lic.type == "food_production" and not lic.special_food
+    if ordinary_6m:
+        lo = s.licence_auto_extension_expiry_from.value
+        hi = s.licence_auto_extension_expiry_to.value
+        covered = lo <= lic.expiry <= hi
+        earlier = lic.expiry < lo
+        new_expiry = add_months(lic.expiry, p.months.value)
+        checks.append(
+            Check(
+                "licence.ordinary_food_production",
+                passed=covered or earlier,
+                reason_zh=(
+                    f"食品生产许可证（非特殊食品）于{lic.expiry}到期，有效期顺延6个月至{new_expiry}"
+                    if covered
+                    else f"到期日{lic.expiry}早于{lo}，是否顺延转人工复核"
+                    if earlier
+                    else f"到期日{lic.expiry}晚于{hi}，不在顺延范围内"
+                ),
+                reason_en=(
+                    f"non-special food production licence expiring {lic.expiry}: +6 months"
+                    if covered
+                    else f"expiry {lic.expiry} before {lo}: manual review"
+                    if earlier
+                    else f"expiry {lic.expiry} after {hi}: not covered"
+                ),
+                clause=p.months.clause,
+                manual_review=earlier,
+            )
+        )
+        effect["new_expiry"] = new_expiry.isoformat()
+        decision = Decision.EXTENDED_EX_OFFICIO if (covered or earlier) else Decision.NOT_APPLICABLE
+    else:
+        in_scope = app.in_lockdown_area and app.could_not_renew_in_time
+        checks.append(
+            Check(
+                "licence.lockdown_area",
+                passed=in_scope,
+                reason_zh=(
+                    "位于封管控区内且无法及时换发，有效期顺延至封管控解除后30日"
+                    if in_scope
+                    else "食品经营许可证、特殊食品生产许可证仅在封管控区内无法及时换发时顺延；"
+                    "请按一般程序申请延续"
+                ),
+                reason_en=(
+                    "in a sealed/controlled area and could not renew: extended to lift + 30 days"
+                    if in_scope
+                    else "only extended inside a sealed/controlled area; ordinary continuation applies"
+                ),
+                clause=p.days_after_lift.clause,
+            )
+        )
+        if not in_scope:
+            decision = Decision.NOT_APPLICABLE
+        elif app.lockdown_lift_date is None:
+            decision = Decision.EXTENDED_PENDING_LIFT
+            effect["new_expiry"] = "pending_lift"
+        else:
+            # Never shorten a licence: max() is a PROPOSAL (core_rules.md §3B).
+            new_expiry = max(lic.expiry, add_days(app.lockdown_lift_date, p.days_after_lift.value))
+            effect["new_expiry"] = new_expiry.isoformat()
+            decision = Decision.EXTENDED
+    green = app.valid_beijing_lockdown_document
+    if app.in_lockdown_area:
+        checks.append(
+            Check(
+                "green_channel",
+                passed=True,
+                reason_zh="凭有效的北京市封管控文件开通绿色通道，点对点协助办理延续"
+                if green
+                else "未提供有效的北京市封管控文件，不开通绿色通道，按一般渠道办理延续",
+                reason_en="green channel opened" if green else "no lockdown document: normal channel",
+                clause=p.green_channel_clause,
+                basis=Basis.DOC,
+            )
+        )
+        effect["green_channel"] = "opened" if green else "not_opened"
+    checks.insert(0, window_check(edition, filed_on) if not ordinary_6m else _ex_officio_window(p.months.clause))
+    unit = unit_ref(app, edition)
+    return [
+        Assessment(
+            case_type=MACHINE.case_type,
+            edition_id=edition.id,
+            decision=decision if checks[0].passed else Decision.NOT_ACCEPTED,
+            checks=tuple(checks),
+            routes=(route(edition, TaskKind.REVIEW, unit), route(edition, TaskKind.DECIDE, unit)),
+            effect=effect,
+            subject_key=lic.licence_no or lic.expiry.isoformat(),
+        )
+    ]
+
+
+def _ex_officio_window(clause: str) -> Check:
+    """The ex-officio extension follows the licence's expiry, not a filing date."""
+    return Check(
+        "window",
+        passed=True,
+        reason_zh="依职权顺延，不以申请日期为准",
+        reason_en="granted ex officio; the filing date does not apply",
+        clause=clause,
+    )

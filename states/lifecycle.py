@@ -1,0 +1,339 @@
+"""案件生命周期 — the shared state vocabulary and the transition tables built from it.
+
+Each application type gets one `transitions` machine over these states (DESIGN.md, "The case
+lifecycle"). A transition declares the effects it owes (tasks to open, notices to issue, a
+payout to order, an effect to apply); the engine performs them. Guards only read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from transitions import EventData, Machine
+
+from states.rules import GRANTING, Assessment, Decision, TaskKind
+
+
+class CaseState(StrEnum):
+    """案件状态 — where a relief case stands."""
+
+    DRAFT = "draft"  # 草稿
+    SUBMITTED = "submitted"  # 已提交
+    ACCEPTED = "accepted"  # 已受理
+    CORRECTION_REQUESTED = "correction_requested"  # 补正
+    RESUBMITTED = "resubmitted"  # 已补正
+    NOT_ACCEPTED = "not_accepted"  # 不予受理
+    UNDER_REVIEW = "under_review"  # 审核中
+    MORE_INFO_REQUESTED = "more_info_requested"  # 待补充材料（计时中止）
+    AWAITING_CONFIRMATION = "awaiting_confirmation"  # 待确认
+    CONFIRMED = "confirmed"  # 已确认
+    APPROVED = "approved"  # 准予
+    PARTIALLY_APPROVED = "partially_approved"  # 部分准予
+    REJECTED = "rejected"  # 不予
+    PAYOUT_ORDERED = "payout_ordered"  # 已下达拨付
+    PAID = "paid"  # 已拨付
+    EFFECT_APPLIED = "effect_applied"  # 已生效（减免/顺延/豁免）
+    EXTENDED_PENDING_LIFT = "extended_pending_lift"  # 顺延待解封
+    CLOSED = "closed"  # 办结
+    WITHDRAWN = "withdrawn"  # 已撤回
+    EXPIRED = "expired"  # 已逾期终止
+
+
+FINAL_STATES = frozenset(
+    {
+        CaseState.NOT_ACCEPTED,
+        CaseState.REJECTED,
+        CaseState.CLOSED,
+        CaseState.WITHDRAWN,
+        CaseState.EXPIRED,
+    }
+)
+
+
+class NoticeKind(StrEnum):
+    """通知书种类 — the notices a transition owes the applicant or a bureau."""
+
+    ACCEPTANCE = "acceptance"  # 受理通知书
+    CORRECTION = "correction"  # 补正材料通知书
+    NOT_ACCEPTED = "not_accepted"  # 不予受理通知书
+    MORE_INFO = "more_info"  # 补充材料通知
+    DECISION_GRANTED = "decision_granted"  # 准予决定书
+    DECISION_PARTIAL = "decision_partial"  # 部分准予决定书
+    DECISION_REFUSED = "decision_refused"  # 不予决定书
+    PAYOUT = "payout"  # 资金拨付通知书
+    EXTENSION = "extension"  # 有效期顺延告知书
+    EFFECT_APPLIED = "effect_applied"  # 减免/豁免已生效告知
+    WITHDRAWN = "withdrawn"  # 撤回确认
+    EXPIRED = "expired"  # 终止办理告知
+
+
+@dataclass(frozen=True)
+class Effects:
+    """What a transition owes; the engine writes these in the same transaction."""
+
+    open_tasks: tuple[TaskKind, ...] = ()
+    close_tasks: bool = False
+    notices: tuple[NoticeKind, ...] = ()
+    order_payout: bool = False
+    apply_effect: bool = False
+    grant: bool = False  # record the granted amount (and consume caps)
+
+
+@dataclass
+class CaseSubject:
+    """The plain object a machine drives (never the SQLModel row)."""
+
+    state: str
+    assessment: Assessment
+    review_tasks: list[tuple[str, str | None]] = field(default_factory=list)  # (status, decision)
+    decide_task_opened: bool = False
+    granted: Decimal | None = None
+    lift_known: bool = False
+
+
+# ---------------------------------------------------------------- guards (read, never write)
+def _payload(event: EventData) -> dict[str, Any]:
+    return event.kwargs.get("payload") or {}
+
+
+def acceptable(event: EventData) -> bool:
+    """规则认定属于受理范围 (within the window and the document's scope)."""
+    return event.model.assessment.decision not in (Decision.NOT_ACCEPTED, Decision.NOT_APPLICABLE)
+
+
+def not_acceptable(event: EventData) -> bool:
+    """规则认定不属于受理范围."""
+    return not acceptable(event)
+
+
+def has_items(event: EventData) -> bool:
+    """须一次性列明需补正或补充的全部内容 (payload.items)."""
+    items = _payload(event).get("items")
+    return isinstance(items, list) and len(items) > 0 and all(isinstance(i, str) for i in items)
+
+
+def has_reason(event: EventData) -> bool:
+    """须说明理由 (payload.reason)."""
+    reason = _payload(event).get("reason")
+    return isinstance(reason, str) and bool(reason.strip())
+
+
+def reviews_done(event: EventData) -> bool:
+    """全部审核单位均已作出审核意见."""
+    tasks = event.model.review_tasks
+    return bool(tasks) and all(status == "done" for status, _ in tasks)
+
+
+def reviews_all_pass(event: EventData) -> bool:
+    """全部审核单位审核通过."""
+    return reviews_done(event) and all(d == "pass" for _, d in event.model.review_tasks)
+
+
+def needs_confirmation(event: EventData) -> bool:
+    """该类申请须经确认."""
+    return event.model.assessment.needs_confirmation
+
+
+def no_decide_task(event: EventData) -> bool:
+    """尚未交由决定单位决定."""
+    return not event.model.decide_task_opened
+
+
+def decision_ready(event: EventData) -> bool:
+    """审核（及确认）已完成，可以作出决定."""
+    m = event.model
+    if m.state == CaseState.CONFIRMED:
+        return True
+    return reviews_all_pass(event) and not m.assessment.needs_confirmation
+
+
+def rules_allow_grant(event: EventData) -> bool:
+    """审查规则认定符合条件."""
+    return event.model.assessment.decision in GRANTING
+
+
+def amount_within_ceiling(event: EventData) -> bool:
+    """决定金额不得超过规则核定的上限."""
+    amount = _payload(event).get("amount")
+    if amount is None:
+        return True
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        return False
+    return Decimal(0) <= value <= event.model.assessment.amount
+
+
+def is_partial(event: EventData) -> bool:
+    """部分准予: the rules cut the claim, or the decided amount is below the ceiling."""
+    a: Assessment = event.model.assessment
+    if a.decision == Decision.PARTIALLY_GRANTED:
+        return True
+    amount = _payload(event).get("amount")
+    if amount is not None and Decimal(str(amount)) < a.amount:
+        return True
+    return False
+
+
+def pays_out(event: EventData) -> bool:
+    """补贴类：须拨付资金."""
+    return event.model.assessment.pays_out
+
+
+def no_payout(event: EventData) -> bool:
+    """非补贴类：决定即生效，不拨付资金."""
+    return not event.model.assessment.pays_out
+
+
+def lift_pending(event: EventData) -> bool:
+    """封管控尚未解除，顺延日期待定."""
+    return event.model.assessment.decision == Decision.EXTENDED_PENDING_LIFT and not (
+        event.model.lift_known
+    )
+
+
+def lift_resolved(event: EventData) -> bool:
+    """顺延日期已确定（非待解封）."""
+    return not lift_pending(event)
+
+
+def has_lift_date(event: EventData) -> bool:
+    """须提供封管控解除日期 (payload.lift_date)."""
+    return bool(_payload(event).get("lift_date"))
+
+
+# ---------------------------------------------------------------- the table
+S = CaseState
+OPEN_STATES = [s for s in CaseState if s not in FINAL_STATES and s != S.DRAFT]
+WITHDRAWABLE = [
+    s
+    for s in OPEN_STATES
+    if s not in (S.PAYOUT_ORDERED, S.PAID, S.EFFECT_APPLIED, S.APPROVED, S.PARTIALLY_APPROVED)
+]
+DECISION_SOURCES = [S.UNDER_REVIEW, S.CONFIRMED]
+
+
+@dataclass(frozen=True)
+class Row:
+    trigger: str
+    source: list[CaseState] | CaseState
+    dest: CaseState
+    conditions: tuple[Any, ...] = ()
+    effects: Effects = Effects()
+    auto: bool = False  # the engine fires it by itself when its guards hold
+
+    def sources(self) -> list[CaseState]:
+        return self.source if isinstance(self.source, list) else [self.source]
+
+
+def lifecycle_rows() -> list[Row]:
+    """The shared lifecycle; a type adds rows for its own states."""
+    n = NoticeKind
+    return [
+        Row("submit", S.DRAFT, S.SUBMITTED),
+        Row("accept", S.SUBMITTED, S.ACCEPTED, (acceptable,), Effects(notices=(n.ACCEPTANCE,)), auto=True),
+        Row("refuse_acceptance", S.SUBMITTED, S.NOT_ACCEPTED, (not_acceptable,),
+            Effects(notices=(n.NOT_ACCEPTED,)), auto=True),
+        Row("request_correction", S.SUBMITTED, S.CORRECTION_REQUESTED, (has_items,),
+            Effects(notices=(n.CORRECTION,))),
+        Row("resubmit", S.CORRECTION_REQUESTED, S.RESUBMITTED),
+        Row("recheck", S.RESUBMITTED, S.SUBMITTED, auto=True),
+        Row("start_review", S.ACCEPTED, S.UNDER_REVIEW, (),
+            Effects(open_tasks=(TaskKind.REVIEW,)), auto=True),
+        Row("request_info", S.UNDER_REVIEW, S.MORE_INFO_REQUESTED, (has_items,),
+            Effects(notices=(n.MORE_INFO,))),
+        Row("supply_info", S.MORE_INFO_REQUESTED, S.UNDER_REVIEW),
+        Row("complete_reviews", S.UNDER_REVIEW, S.AWAITING_CONFIRMATION,
+            (reviews_all_pass, needs_confirmation), Effects(open_tasks=(TaskKind.CONFIRM,)), auto=True),
+        Row("complete_reviews", S.UNDER_REVIEW, S.UNDER_REVIEW, (reviews_done, no_decide_task),
+            Effects(open_tasks=(TaskKind.DECIDE,)), auto=True),
+        Row("confirm", S.AWAITING_CONFIRMATION, S.CONFIRMED, (),
+            Effects(close_tasks=True, open_tasks=(TaskKind.DECIDE,))),
+        Row("approve", DECISION_SOURCES, S.PARTIALLY_APPROVED,
+            (decision_ready, rules_allow_grant, amount_within_ceiling, is_partial),
+            Effects(close_tasks=True, grant=True, notices=(n.DECISION_PARTIAL,))),
+        Row("approve", DECISION_SOURCES, S.APPROVED,
+            (decision_ready, rules_allow_grant, amount_within_ceiling),
+            Effects(close_tasks=True, grant=True, notices=(n.DECISION_GRANTED,))),
+        Row("reject", [S.UNDER_REVIEW, S.AWAITING_CONFIRMATION, S.CONFIRMED], S.REJECTED,
+            (has_reason,), Effects(close_tasks=True, notices=(n.DECISION_REFUSED,))),
+        Row("order_payout", [S.APPROVED, S.PARTIALLY_APPROVED], S.PAYOUT_ORDERED, (pays_out,),
+            Effects(order_payout=True), auto=True),
+        Row("record_payment", S.PAYOUT_ORDERED, S.PAID, (), Effects(notices=(n.PAYOUT,))),
+        Row("apply_effect", [S.APPROVED, S.PARTIALLY_APPROVED], S.EFFECT_APPLIED,
+            (no_payout, lift_resolved), Effects(apply_effect=True, notices=(n.EFFECT_APPLIED,)),
+            auto=True),
+        Row("close", [S.PAID, S.EFFECT_APPLIED], S.CLOSED, auto=True),
+        Row("withdraw", WITHDRAWABLE, S.WITHDRAWN, (),
+            Effects(close_tasks=True, notices=(n.WITHDRAWN,))),
+        Row("expire", WITHDRAWABLE, S.EXPIRED, (has_reason,),
+            Effects(close_tasks=True, notices=(n.EXPIRED,))),
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TypeMachine:
+    """One application type's machine: the shared rows plus the type's own."""
+
+    case_type: str
+    needs_confirmation: bool
+    pays_out: bool
+    extra_rows: tuple[Row, ...] = ()
+
+    def rows(self) -> list[Row]:
+        return [*self.extra_rows, *lifecycle_rows()]
+
+    def states(self) -> list[CaseState]:
+        used: set[CaseState] = set()
+        for r in self.rows():
+            used.update(r.sources())
+            used.add(r.dest)
+        return [s for s in CaseState if s in used]
+
+    def effects(self, trigger: str, source: str, dest: str) -> Effects:
+        for r in self.rows():
+            if r.trigger == trigger and source in r.sources() and r.dest == dest:
+                return r.effects
+        return Effects()
+
+    def auto_triggers(self, state: str) -> list[str]:
+        """Triggers the engine tries by itself in `state`, in table order, without repeats."""
+        seen: list[str] = []
+        for r in self.rows():
+            if r.auto and state in r.sources() and r.trigger not in seen:
+                seen.append(r.trigger)
+        return seen
+
+    def conditions_for(self, trigger: str, state: str) -> list[list[Any]]:
+        """The guard lists of each row `trigger` may take from `state`."""
+        return [list(r.conditions) for r in self.rows() if r.trigger == trigger and state in r.sources()]
+
+    def build(self, subject: CaseSubject) -> Machine:
+        """A fresh machine bound to one subject (never a growing shared one)."""
+        transitions = [
+            {"trigger": r.trigger, "source": [s.value for s in r.sources()],
+             "dest": r.dest.value, "conditions": list(r.conditions)}
+            for r in self.rows()
+        ]  # fmt: skip
+        return Machine(
+            model=subject,
+            states=[s.value for s in self.states()],
+            transitions=transitions,
+            initial=subject.state,
+            auto_transitions=False,
+            send_event=True,
+            ignore_invalid_triggers=False,
+        )
+
+
+def EffectOnlyMachine(case_type: str, *, needs_confirmation: bool, extra: tuple[Row, ...] = ()) -> TypeMachine:  # noqa: N802
+    """A type whose approval takes effect without a payout (rent waiver, licence, credit)."""
+    return TypeMachine(case_type, needs_confirmation=needs_confirmation, pays_out=False, extra_rows=extra)
+
+
+def SubsidyMachine(case_type: str, *, needs_confirmation: bool) -> TypeMachine:  # noqa: N802
+    """A subsidy type: approval orders a payout from the paying bureau."""
+    return TypeMachine(case_type, needs_confirmation=needs_confirmation, pays_out=True)
