@@ -325,7 +325,9 @@ class LicenceExtensionApplication(Application):
     in_lockdown_area: bool = Field(default=False, description="位于封管控区")
     could_not_renew_in_time: bool = Field(default=False, description="无法及时换发")
     lockdown_lift_date: date | None = Field(default=None, description="封管控解除日期")
-    valid_beijing_lockdown_document: bool = Field(default=False, description="有效的北京市封管控文件")
+    valid_beijing_lockdown_document: bool = Field(
+        default=False, description="有效的北京市封管控文件"
+    )
 
     @model_validator(mode="after")
     def _lift_after_expiry_context(self) -> LicenceExtensionApplication:

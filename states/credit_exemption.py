@@ -44,7 +44,9 @@ def assess(
         Check(
             "penalty.publicised",
             passed=pen.publicised,
-            reason_zh="行政处罚已被公示" if pen.publicised else "行政处罚未被公示，无需申请信用豁免",
+            reason_zh="行政处罚已被公示"
+            if pen.publicised
+            else "行政处罚未被公示，无需申请信用豁免",
             reason_en="the penalty was publicised" if pen.publicised else "penalty not publicised",
             clause=p.service_clause,
         )
@@ -72,8 +74,14 @@ def assess(
             edition_id=edition.id,
             decision=decision,
             checks=tuple(checks),
-            routes=(route(edition, TaskKind.REVIEW, p.unit), route(edition, TaskKind.DECIDE, p.unit)),
-            effect={"penalty": pen.decision_no or pen.decided.isoformat(), "credit_record": "exempt"},
+            routes=(
+                route(edition, TaskKind.REVIEW, p.unit),
+                route(edition, TaskKind.DECIDE, p.unit),
+            ),
+            effect={
+                "penalty": pen.decision_no or pen.decided.isoformat(),
+                "credit_record": "exempt",
+            },
             subject_key=pen.decision_no or pen.decided.isoformat(),
         )
     ]

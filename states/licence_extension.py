@@ -15,8 +15,8 @@ from states.civil_dates import add_days, add_months
 from states.edition import Basis, Edition
 from states.lifecycle import (
     CaseState,
-    Effects,
     EffectOnlyMachine,
+    Effects,
     NoticeKind,
     Row,
     has_lift_date,
@@ -133,13 +133,18 @@ def assess(
                 reason_zh="凭有效的北京市封管控文件开通绿色通道，点对点协助办理延续"
                 if green
                 else "未提供有效的北京市封管控文件，不开通绿色通道，按一般渠道办理延续",
-                reason_en="green channel opened" if green else "no lockdown document: normal channel",
+                reason_en="green channel opened"
+                if green
+                else "no lockdown document: normal channel",
                 clause=p.green_channel_clause,
                 basis=Basis.DOC,
             )
         )
         effect["green_channel"] = "opened" if green else "not_opened"
-    checks.insert(0, window_check(edition, filed_on) if not ordinary_6m else _ex_officio_window(p.months.clause))
+    checks.insert(
+        0,
+        window_check(edition, filed_on) if not ordinary_6m else _ex_officio_window(p.months.clause),
+    )
     unit = unit_ref(app, edition)
     return [
         Assessment(

@@ -168,14 +168,22 @@ def amount_within_ceiling(event: EventData) -> bool:
 
 
 def is_partial(event: EventData) -> bool:
-    """部分准予: the rules cut the claim, or the decided amount is below the ceiling."""
+    """部分准予: the rules or a cap cut the claim, or the decided amount is below the ceiling."""
     a: Assessment = event.model.assessment
-    if a.decision == Decision.PARTIALLY_GRANTED:
+    if a.decision == Decision.PARTIALLY_GRANTED or event.kwargs.get("capped"):
         return True
     amount = _payload(event).get("amount")
     if amount is not None and Decimal(str(amount)) < a.amount:
         return True
     return False
+
+
+def has_amount_to_grant(event: EventData) -> bool:
+    """补贴类须有可拨付的金额（封顶额度已用尽时不能准予）."""
+    if not event.model.assessment.pays_out:
+        return True
+    granted = event.kwargs.get("granted")
+    return granted is None or granted > 0
 
 
 def pays_out(event: EventData) -> bool:
@@ -201,8 +209,9 @@ def lift_resolved(event: EventData) -> bool:
 
 
 def has_lift_date(event: EventData) -> bool:
-    """须提供封管控解除日期 (payload.lift_date)."""
-    return bool(_payload(event).get("lift_date"))
+    """须提供封管控解除日期 (payload.facts.lockdown_lift_date)."""
+    facts = _payload(event).get("facts") or {}
+    return bool(facts.get("lockdown_lift_date"))
 
 
 # ---------------------------------------------------------------- the table
@@ -253,10 +262,11 @@ def lifecycle_rows() -> list[Row]:
         Row("confirm", S.AWAITING_CONFIRMATION, S.CONFIRMED, (),
             Effects(close_tasks=True, open_tasks=(TaskKind.DECIDE,))),
         Row("approve", DECISION_SOURCES, S.PARTIALLY_APPROVED,
-            (decision_ready, rules_allow_grant, amount_within_ceiling, is_partial),
+            (decision_ready, rules_allow_grant, amount_within_ceiling, has_amount_to_grant,
+             is_partial),
             Effects(close_tasks=True, grant=True, notices=(n.DECISION_PARTIAL,))),
         Row("approve", DECISION_SOURCES, S.APPROVED,
-            (decision_ready, rules_allow_grant, amount_within_ceiling),
+            (decision_ready, rules_allow_grant, amount_within_ceiling, has_amount_to_grant),
             Effects(close_tasks=True, grant=True, notices=(n.DECISION_GRANTED,))),
         Row("reject", [S.UNDER_REVIEW, S.AWAITING_CONFIRMATION, S.CONFIRMED], S.REJECTED,
             (has_reason,), Effects(close_tasks=True, notices=(n.DECISION_REFUSED,))),
@@ -309,7 +319,9 @@ class TypeMachine:
 
     def conditions_for(self, trigger: str, state: str) -> list[list[Any]]:
         """The guard lists of each row `trigger` may take from `state`."""
-        return [list(r.conditions) for r in self.rows() if r.trigger == trigger and state in r.sources()]
+        return [
+            list(r.conditions) for r in self.rows() if r.trigger == trigger and state in r.sources()
+        ]
 
     def build(self, subject: CaseSubject) -> Machine:
         """A fresh machine bound to one subject (never a growing shared one)."""
@@ -329,11 +341,15 @@ class TypeMachine:
         )
 
 
-def EffectOnlyMachine(case_type: str, *, needs_confirmation: bool, extra: tuple[Row, ...] = ()) -> TypeMachine:  # noqa: N802
+def EffectOnlyMachine(
+    case_type: str, *, needs_confirmation: bool, extra: tuple[Row, ...] = ()
+) -> TypeMachine:
     """A type whose approval takes effect without a payout (rent waiver, licence, credit)."""
-    return TypeMachine(case_type, needs_confirmation=needs_confirmation, pays_out=False, extra_rows=extra)
+    return TypeMachine(
+        case_type, needs_confirmation=needs_confirmation, pays_out=False, extra_rows=extra
+    )
 
 
-def SubsidyMachine(case_type: str, *, needs_confirmation: bool) -> TypeMachine:  # noqa: N802
+def SubsidyMachine(case_type: str, *, needs_confirmation: bool) -> TypeMachine:
     """A subsidy type: approval orders a payout from the paying bureau."""
     return TypeMachine(case_type, needs_confirmation=needs_confirmation, pays_out=True)

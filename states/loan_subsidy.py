@@ -53,14 +53,14 @@ def assess(
         Check(
             "applicant.sme",
             passed=size_ok,
-            reason_zh="申请人为中小微企业" if size_ok else "仅中小微企业可以申请（个体工商户、大型企业不适用）",
+            reason_zh="申请人为中小微企业"
+            if size_ok
+            else "仅中小微企业可以申请（个体工商户、大型企业不适用）",
             reason_en="medium, small or micro enterprise" if size_ok else "only SMEs are eligible",
             clause=p.applicant_clause,
         )
     )
-    counted = [
-        ln for ln in app.loans if ln.lender_in_district and ln.drawdown.year == year
-    ]
+    counted = [ln for ln in app.loans if ln.lender_in_district and ln.drawdown.year == year]
     total = to_money(sum((ln.principal for ln in counted), Decimal(0)))
     checks.append(
         Check(

@@ -135,7 +135,9 @@ def assess(
     elif not eligible:
         decision = Decision.REFUSED
     else:
-        decision = Decision.PARTIALLY_GRANTED if eligible_reduced < claimed_total else Decision.GRANTED
+        decision = (
+            Decision.PARTIALLY_GRANTED if eligible_reduced < claimed_total else Decision.GRANTED
+        )
     return [
         Assessment(
             case_type=MACHINE.case_type,

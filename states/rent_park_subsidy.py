@@ -50,7 +50,10 @@ def assess(
     if prop.type == "municipal_cultural_industry_park":
         in_dongcheng = prop.district in (None, "东城区")
         ok = not prop.state_owned and in_dongcheng and prop.municipal_cultural_park is not False
-        what_zh, what_en = "东城区非国有产权的市级文化产业园区", "a non-state municipal cultural park"
+        what_zh, what_en = (
+            "东城区非国有产权的市级文化产业园区",
+            "a non-state municipal cultural park",
+        )
     else:
         ok = not prop.state_owned and (
             prop.in_zgc_dongcheng_park or prop.municipal_cultural_park is True

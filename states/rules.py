@@ -127,6 +127,8 @@ class Route:
             "bureau": self.bureau_code,
             "section": self.section_code,
             "unit": self.unit,
+            "bureau_name": self.bureau_name,
+            "section_name": self.section_name,
             "contacts": [{"person": p, "phone": t} for p, t in self.contacts],
         }
 
@@ -168,6 +170,58 @@ class Assessment:
     @property
     def failed(self) -> list[Check]:
         return [c for c in self.checks if not c.passed]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Assessment:
+        """Rebuild an assessment stored with a case by `as_dict`."""
+        return cls(
+            case_type=d["case_type"],
+            edition_id=d["edition"],
+            decision=Decision(d["decision"]),
+            checks=tuple(
+                Check(
+                    c["code"],
+                    c["passed"],
+                    c["reason_zh"],
+                    c["reason_en"],
+                    c["clause"],
+                    Basis(c["basis"]),
+                    c["manual_review"],
+                )
+                for c in d["checks"]
+            ),
+            components=tuple(
+                Component(
+                    code=c["code"],
+                    label_zh=c["label_zh"],
+                    gross=Decimal(c["gross"]),
+                    ceiling=Decimal(c["ceiling"]),
+                    formula_zh=c["formula_zh"],
+                    clause=c["clause"],
+                    cap_key=c["cap_key"],
+                    cap_limit=None if c["cap_limit"] is None else Decimal(c["cap_limit"]),
+                    cap_opening=Decimal(c["cap_opening"]),
+                    partial_when_capped=c["partial_when_capped"],
+                )
+                for c in d["components"]
+            ),
+            routes=tuple(
+                Route(
+                    TaskKind(r["kind"]),
+                    r["bureau"],
+                    r["section"],
+                    r["bureau_name"],
+                    r["section_name"],
+                    tuple((p["person"], p["phone"]) for p in r["contacts"]),
+                )
+                for r in d["routes"]
+            ),
+            effect=dict(d["effect"]),
+            subject_key=d["subject_key"],
+            needs_confirmation=d["needs_confirmation"],
+            pays_out=d["pays_out"],
+            claimed=Decimal(d["claimed"]),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {

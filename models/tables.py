@@ -1,0 +1,226 @@
+"""数据表 — the tables of DESIGN.md ("Data"), plus the cap ledger, the 7号 register and the
+effect registers. Only states.engine writes case state, events, tasks, outbox and payouts.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.types import AwareDateTime, MoneyType
+
+ZERO = Decimal("0.00")
+
+
+class Applicant(SQLModel, table=True):
+    """申请人 — one enterprise or individual business."""
+
+    __tablename__ = "applicant"
+
+    id: int | None = Field(default=None, primary_key=True)
+    identity: str = Field(max_length=40, unique=True, description="USCC, or REG:<注册号>")
+    uscc: str | None = Field(default=None, max_length=18)
+    registration_no: str | None = Field(default=None, max_length=15)
+    name: str = Field(default="", max_length=200)
+    kind: str = Field(max_length=30)
+    size: str | None = Field(default=None, max_length=10)
+    email: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(sa_type=AwareDateTime)
+
+
+class Case(SQLModel, table=True):
+    """案件 — one application by one applicant for one benefit (one store is one case)."""
+
+    __tablename__ = "relief_case"
+    __table_args__ = (
+        Index("ix_case_type_state", "case_type", "state"),
+        Index("ix_case_applicant", "applicant_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_no: str | None = Field(default=None, max_length=30, unique=True)
+    case_type: str = Field(max_length=40)
+    state: str = Field(max_length=40, index=True)
+    version: int = Field(default=1, description="bumped by every change; stale writes fail")
+    applicant_id: int = Field(foreign_key="applicant.id")
+    subject_key: str = Field(default="", max_length=200)
+    facts: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    assessment: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    decision: str = Field(max_length=40, description="the rules' decision")
+    edition_id: str = Field(max_length=60, description="the policy edition that judged the case")
+    filed_on: date
+    amount_ceiling: Decimal = Field(default=ZERO, sa_type=MoneyType)
+    amount_granted: Decimal | None = Field(default=None, sa_type=MoneyType)
+    manual_review: bool = False
+    query_code: str = Field(max_length=12, description="printed on the acceptance notice")
+    submission_key: str | None = Field(default=None, max_length=120)
+    created_at: datetime = Field(sa_type=AwareDateTime)
+    updated_at: datetime = Field(sa_type=AwareDateTime)
+
+
+class ReviewTask(SQLModel, table=True):
+    """办理任务 — a user task for one bureau section: review, confirm or decide."""
+
+    __tablename__ = "review_task"
+    __table_args__ = (
+        Index("ix_task_queue", "bureau_code", "section_code", "status", "due_on"),
+        Index("ix_task_case", "case_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="relief_case.id")
+    kind: str = Field(max_length=20)
+    bureau_code: str = Field(max_length=40)
+    section_code: str = Field(default="", max_length=40)
+    unit: str = Field(default="", max_length=120)
+    status: str = Field(default="open", max_length=20)
+    decision: str | None = Field(default=None, max_length=20)
+    reason: str | None = None
+    assignee: str | None = Field(default=None, max_length=120)
+    due_on: date | None = None
+    created_at: datetime = Field(sa_type=AwareDateTime)
+    decided_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+    decided_by: str | None = Field(default=None, max_length=120)
+
+
+class CaseEvent(SQLModel, table=True):
+    """审计事件 — append-only: who moved a case from where to where, when and why."""
+
+    __tablename__ = "case_event"
+    __table_args__ = (UniqueConstraint("case_id", "seq"), Index("ix_event_case", "case_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="relief_case.id")
+    seq: int
+    from_state: str | None = Field(default=None, max_length=40)
+    to_state: str = Field(max_length=40)
+    trigger: str = Field(max_length=40)
+    actor: str = Field(max_length=120)
+    at: datetime = Field(sa_type=AwareDateTime)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    request_key: str | None = Field(default=None, max_length=120, unique=True)
+
+
+class Notice(SQLModel, table=True):
+    """通知书 (outbox) — written with the state change that owes it; delivered later."""
+
+    __tablename__ = "notice"
+    __table_args__ = (Index("ix_notice_status", "status"), Index("ix_notice_case", "case_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="relief_case.id")
+    kind: str = Field(max_length=40)
+    audience: str = Field(default="applicant", max_length=20)
+    event_seq: int
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=20)
+    idempotency_key: str = Field(max_length=160, unique=True)
+    attempts: int = 0
+    created_at: datetime = Field(sa_type=AwareDateTime)
+
+
+class Payout(SQLModel, table=True):
+    """拨付指令 — one per approved subsidy case; the key makes a retry harmless."""
+
+    __tablename__ = "payout"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="relief_case.id", unique=True)
+    amount: Decimal = Field(sa_type=MoneyType)
+    payer_bureau: str = Field(max_length=40)
+    idempotency_key: str = Field(max_length=120, unique=True)
+    status: str = Field(default="ordered", max_length=20)
+    external_ref: str | None = Field(default=None, max_length=120)
+    created_at: datetime = Field(sa_type=AwareDateTime)
+    updated_at: datetime = Field(sa_type=AwareDateTime)
+
+
+class CapAccount(SQLModel, table=True):
+    """封顶账户 — what a cross-case cap allows and what has been granted against it."""
+
+    __tablename__ = "cap_account"
+
+    key: str = Field(primary_key=True, max_length=200)
+    cap_limit: Decimal = Field(sa_type=MoneyType)
+    opening: Decimal = Field(
+        default=ZERO,
+        sa_type=MoneyType,
+        description="granted before this system, as declared with the first case",
+    )
+    granted: Decimal = Field(default=ZERO, sa_type=MoneyType)
+    updated_at: datetime = Field(sa_type=AwareDateTime)
+
+
+class CapGrant(SQLModel, table=True):
+    """One case's grant against a cap."""
+
+    __tablename__ = "cap_grant"
+    __table_args__ = (UniqueConstraint("cap_key", "case_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    cap_key: str = Field(foreign_key="cap_account.key", max_length=200)
+    case_id: int = Field(foreign_key="relief_case.id")
+    amount: Decimal = Field(sa_type=MoneyType)
+    at: datetime = Field(sa_type=AwareDateTime)
+
+
+class Prior7Benefit(SQLModel, table=True):
+    """东政办发〔2022〕7号已享受登记 — imported from CSV; the no-double-benefit rule reads it."""
+
+    __tablename__ = "prior7_benefit"
+    __table_args__ = (
+        UniqueConstraint("subject", "family", "object_id", "period_from", "period_to"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subject: str = Field(max_length=40, index=True)
+    family: str = Field(max_length=40)
+    object_id: str = Field(default="", max_length=200)
+    period_from: date
+    period_to: date
+    note: str = ""
+    imported_at: datetime = Field(sa_type=AwareDateTime)
+
+
+class RentWaiverRecord(SQLModel, table=True):
+    """租金减免登记 — the reduction a state-owned landlord is to give."""
+
+    __tablename__ = "rent_waiver_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="relief_case.id", unique=True)
+    tenant: str = Field(max_length=40)
+    object_id: str = Field(default="", max_length=200)
+    months: int
+    amount: Decimal = Field(sa_type=MoneyType)
+    at: datetime = Field(sa_type=AwareDateTime)
+
+
+class LicenceExtensionRecord(SQLModel, table=True):
+    """许可证有效期顺延登记."""
+
+    __tablename__ = "licence_extension_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="relief_case.id", unique=True)
+    licensee: str = Field(max_length=40)
+    licence_no: str = Field(default="", max_length=60)
+    original_expiry: date
+    new_expiry: date
+    at: datetime = Field(sa_type=AwareDateTime)
+
+
+class CreditExemptionRecord(SQLModel, table=True):
+    """信用豁免登记 — the penalty is kept out of the credit record."""
+
+    __tablename__ = "credit_exemption_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="relief_case.id", unique=True)
+    subject: str = Field(max_length=40)
+    penalty_ref: str = Field(max_length=120)
+    at: datetime = Field(sa_type=AwareDateTime)

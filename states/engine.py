@@ -1,0 +1,876 @@
+"""引擎 — the one writer of case state.
+
+Every change is one database transaction: load the case at its version, run the type's state
+machine on a plain object, then write the new state (version-checked), the append-only event,
+the review tasks, the outbox notices, the payout order, cap grants and effect registers, and
+commit. A stale version is a ConflictError; a repeated request key returns the earlier result.
+After the explicit trigger the engine fires the machine's automatic transitions (intake,
+opening reviews, ordering payouts) in the same transaction, each with its own event.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session
+from transitions import MachineError
+
+from models.applications import Application, StoreLease, applicant_of
+from models.input_errors import FieldError, InvalidApplication, parse_application
+from models.settings import Settings
+from models.tables import (
+    Applicant,
+    CapAccount,
+    CapGrant,
+    Case,
+    CaseEvent,
+    CreditExemptionRecord,
+    LicenceExtensionRecord,
+    Notice,
+    Payout,
+    Prior7Benefit,
+    RentWaiverRecord,
+    ReviewTask,
+)
+from states.catalog import CaseTypeSpec, spec_for
+from states.catalog import assess as assess_application
+from states.clock import Clock
+from states.edition import edition_by_id
+from states.labels import state_zh
+from states.lifecycle import CaseState, CaseSubject, Effects
+from states.money import to_money
+from states.rules import Assessment, Component, Decision, Prior7Entry, Route, TaskKind
+from states.working_days import add_working_days
+
+log = logging.getLogger(__name__)
+
+FACT_TRIGGERS = frozenset({"resubmit", "supply_info", "confirm", "lockdown_lifted"})
+MAX_AUTO_STEPS = 20
+
+
+# ---------------------------------------------------------------- errors
+class EngineError(Exception):
+    """A refusal with a Chinese message for people and an English one for logs."""
+
+    code = "engine_error"
+
+    def __init__(self, message_zh: str, message_en: str, *, reasons: list[str] | None = None):
+        self.message_zh = message_zh
+        self.message_en = message_en
+        self.reasons = reasons or []
+        super().__init__(message_en)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "error": self.code,
+            "message_zh": self.message_zh,
+            "message_en": self.message_en,
+            "reasons": self.reasons,
+        }
+
+
+class CaseNotFound(EngineError):
+    code = "not_found"
+
+
+class ConflictError(EngineError):
+    """Someone else changed the case first; reload and try again."""
+
+    code = "conflict"
+
+
+class TransitionRefused(EngineError):
+    """The trigger is not allowed in this state, or its guards do not hold."""
+
+    code = "refused"
+
+
+# ---------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Step:
+    from_state: str | None
+    to_state: str
+    trigger: str
+
+
+@dataclass(frozen=True)
+class FireResult:
+    case_id: int
+    case_no: str
+    state: str
+    version: int
+    steps: tuple[Step, ...]
+    replayed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case_id,
+            "case_no": self.case_no,
+            "state": self.state,
+            "state_zh": state_zh(self.state),
+            "version": self.version,
+            "steps": [
+                {"from": s.from_state, "to": s.to_state, "trigger": s.trigger} for s in self.steps
+            ],
+            "replayed": self.replayed,
+        }
+
+
+# ---------------------------------------------------------------- one transaction's work
+@dataclass
+class _Run:
+    """The writes one transaction owes, gathered while the machine runs."""
+
+    case: Case
+    spec: CaseTypeSpec
+    subject: CaseSubject
+    actor: str
+    next_seq: int
+    steps: list[Step] = field(default_factory=list)
+    events: list[CaseEvent] = field(default_factory=list)
+    new_tasks: list[ReviewTask] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    changes: dict[str, Any] = field(default_factory=dict)
+    after_update: list[Any] = field(default_factory=list)  # rows needing the case row first
+
+
+class CaseEngine:
+    """Submit applications and fire triggers on cases; the only code that changes a case."""
+
+    def __init__(self, db: Engine, *, settings: Settings, clock: Clock | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock or Clock(settings.now)
+
+    # ------------------------------------------------------------ transactions
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with Session(self.db, expire_on_commit=False) as session:
+            try:
+                with session.begin():
+                    yield session
+            except IntegrityError as exc:
+                raise ConflictError(
+                    "数据已被他人同时修改，请刷新后重试",
+                    f"concurrent change detected: {exc.orig}",
+                ) from None
+            except OperationalError as exc:
+                if "could not serialize" in str(exc) or "deadlock" in str(exc):
+                    raise ConflictError(
+                        "数据已被他人同时修改，请刷新后重试", f"concurrent change: {exc.orig}"
+                    ) from None
+                raise
+
+    # ------------------------------------------------------------ submit
+    def submit(self, data: Any, *, actor: str, request_key: str | None = None) -> list[FireResult]:
+        """File an application: one case per benefit object (a chain: one per store)."""
+        return self._create(data, actor=actor, request_key=request_key, ex_officio=False)
+
+    def grant_ex_officio(
+        self, data: Any, *, actor: str, request_key: str | None = None
+    ) -> list[FireResult]:
+        """依职权 — a case the authority grants without an application (starts at approved)."""
+        return self._create(data, actor=actor, request_key=request_key, ex_officio=True)
+
+    def _create(
+        self, data: Any, *, actor: str, request_key: str | None, ex_officio: bool
+    ) -> list[FireResult]:
+        today = self.clock.today()
+        app = parse_application(data, today=today)
+        filed_on = app.application_date or today
+        with self._tx() as s:
+            if request_key:
+                existing = s.exec(
+                    select(Case).where(Case.submission_key == request_key).order_by(Case.id)
+                ).all()
+                if existing:
+                    return [self._result(c[0], (), replayed=True) for c in existing]
+            party = applicant_of(app)
+            register = self._register(s, party.identity)
+            assessments = assess_application(app, filed_on=filed_on, register=register)
+            if ex_officio and assessments[0].decision not in (
+                Decision.EXTENDED_EX_OFFICIO,
+                Decision.EXTENDED,
+                Decision.EXTENDED_PENDING_LIFT,
+            ):
+                raise TransitionRefused(
+                    "该许可证不属于依职权顺延的范围",
+                    "ex-officio grant refused: the rules do not extend this licence",
+                    reasons=[c.reason_zh for c in assessments[0].failed],
+                )
+            applicant_id = self._applicant_id(s, app)
+            results = []
+            for facts, assessment in zip(_facts_per_case(app), assessments, strict=True):
+                case = self._insert_case(
+                    s, app, facts, assessment, applicant_id, filed_on, request_key
+                )
+                run = self._start_run(s, case, actor)
+                trigger = "grant_ex_officio" if ex_officio else "submit"
+                self._step(s, run, trigger, {}, request_key=None)
+                self._auto(s, run)
+                self._write(s, run, loaded_version=case.version)
+                results.append(self._result(case, run.steps, version=case.version + 1, run=run))
+            return results
+
+    def _applicant_id(self, s: Session, app: Application) -> int:
+        party = applicant_of(app)
+        found = s.exec(select(Applicant.id).where(Applicant.identity == party.identity)).first()
+        if found is not None:
+            return int(found[0])
+        row = Applicant(
+            identity=party.identity,
+            uscc=party.uscc,
+            registration_no=party.registration_no,
+            name=party.name,
+            kind=party.kind.value,
+            size=party.size.value if party.size else None,
+            email=party.email,
+            created_at=self.clock.now(),
+        )
+        s.add(row)
+        s.flush()
+        assert row.id is not None
+        return row.id
+
+    def _insert_case(
+        self,
+        s: Session,
+        app: Application,
+        facts: dict[str, Any],
+        assessment: Assessment,
+        applicant_id: int,
+        filed_on: date,
+        submission_key: str | None,
+    ) -> Case:
+        now = self.clock.now()
+        case = Case(
+            case_type=app.type.value,
+            state=CaseState.DRAFT.value,
+            version=1,
+            applicant_id=applicant_id,
+            subject_key=assessment.subject_key,
+            facts=facts,
+            assessment=assessment.as_dict(),
+            decision=assessment.decision.value,
+            edition_id=assessment.edition_id,
+            filed_on=filed_on,
+            amount_ceiling=assessment.amount,
+            manual_review=bool(assessment.manual_review_reasons),
+            query_code=f"{secrets.randbelow(10**6):06d}",
+            submission_key=submission_key,
+            created_at=now,
+            updated_at=now,
+        )
+        s.add(case)
+        s.flush()
+        assert case.id is not None
+        case.case_no = f"DC-{filed_on.year}-{case.id:06d}"
+        s.flush()
+        return case
+
+    # ------------------------------------------------------------ fire
+    def fire(
+        self,
+        case_id: int,
+        trigger: str,
+        *,
+        actor: str,
+        payload: dict[str, Any] | None = None,
+        expected_version: int | None = None,
+        request_key: str | None = None,
+    ) -> FireResult:
+        """Run `trigger` on a case (then its automatic transitions) in one transaction."""
+        payload = dict(payload or {})
+        with self._tx() as s:
+            replay = self._replay(s, request_key)
+            if replay is not None:
+                return replay
+            case = self._load(s, case_id, expected_version)
+            run = self._start_run(s, case, actor)
+            if "facts" in payload:
+                self._refacts(s, run, trigger, payload["facts"])
+            self._step(s, run, trigger, payload, request_key=request_key)
+            self._auto(s, run)
+            self._write(s, run, loaded_version=case.version)
+            return self._result(case, run.steps, version=case.version + 1, run=run)
+
+    def decide_task(
+        self,
+        task_id: int,
+        *,
+        decision: str,
+        actor: str,
+        reason: str | None = None,
+        request_key: str | None = None,
+    ) -> FireResult:
+        """A bureau's review decision ('pass' or 'fail'); the gateway advances when all decided."""
+        if decision not in ("pass", "fail"):
+            raise TransitionRefused(
+                "审核意见只能是 pass（通过）或 fail（不通过）", f"unknown decision {decision!r}"
+            )
+        if decision == "fail" and not (reason and reason.strip()):
+            raise TransitionRefused("审核不通过须说明理由", "a failing review needs a reason")
+        with self._tx() as s:
+            replay = self._replay(s, request_key)
+            if replay is not None:
+                return replay
+            task = s.get(ReviewTask, task_id)
+            if task is None:
+                raise CaseNotFound(f"任务{task_id}不存在", f"no task {task_id}")
+            if task.kind != TaskKind.REVIEW.value:
+                raise TransitionRefused(
+                    "确认和决定任务请通过 confirm / approve / reject 办理",
+                    f"task {task_id} is a {task.kind} task, not a review",
+                )
+            now = self.clock.now()
+            done = s.execute(
+                update(ReviewTask)
+                .where(ReviewTask.id == task_id, ReviewTask.status == "open")
+                .values(
+                    status="done",
+                    decision=decision,
+                    reason=reason,
+                    decided_at=now,
+                    decided_by=actor,
+                )
+            )
+            if done.rowcount != 1:
+                raise ConflictError(
+                    "该任务已办理或已关闭，不能重复办理", f"task {task_id} is not open"
+                )
+            case = self._load(s, task.case_id, None)
+            run = self._start_run(s, case, actor)
+            self._record(
+                run,
+                Step(case.state, case.state, "review_decided"),
+                {"task_id": task_id, "unit": task.unit, "decision": decision, "reason": reason},
+                request_key,
+            )
+            self._auto(s, run)
+            self._write(s, run, loaded_version=case.version)
+            return self._result(case, run.steps, version=case.version + 1, run=run)
+
+    # ------------------------------------------------------------ pieces of a run
+    def _replay(self, s: Session, request_key: str | None) -> FireResult | None:
+        if not request_key:
+            return None
+        ev = s.exec(select(CaseEvent).where(CaseEvent.request_key == request_key)).first()
+        if ev is None:
+            return None
+        case = s.get(Case, ev[0].case_id)
+        assert case is not None
+        return self._result(case, (), replayed=True)
+
+    def _load(self, s: Session, case_id: int, expected_version: int | None) -> Case:
+        case = s.get(Case, case_id)
+        if case is None:
+            raise CaseNotFound(f"案件{case_id}不存在", f"no case {case_id}")
+        if expected_version is not None and case.version != expected_version:
+            raise ConflictError(
+                f"案件已被他人修改（当前版本{case.version}，您看到的是版本{expected_version}），"
+                "请刷新后重试",
+                f"stale version: case {case_id} is at {case.version}, not {expected_version}",
+            )
+        return case
+
+    def _start_run(self, s: Session, case: Case, actor: str) -> _Run:
+        assert case.id is not None
+        spec = spec_for(case.case_type)
+        tasks = s.exec(select(ReviewTask).where(ReviewTask.case_id == case.id)).all()
+        task_rows = [t[0] for t in tasks]
+        last_seq = s.exec(
+            select(func.max(CaseEvent.seq)).where(CaseEvent.case_id == case.id)
+        ).first()
+        subject = CaseSubject(
+            state=case.state,
+            assessment=_assessment_from(case),
+            review_tasks=[(t.status, t.decision) for t in task_rows if t.kind == "review"],
+            decide_task_opened=any(t.kind == "decide" for t in task_rows),
+            lift_known=bool(case.facts.get("lockdown_lift_date")),
+        )
+        return _Run(
+            case=case,
+            spec=spec,
+            subject=subject,
+            actor=actor,
+            next_seq=int((last_seq[0] if last_seq else None) or 0) + 1,
+        )
+
+    def _refacts(self, s: Session, run: _Run, trigger: str, patch: Any) -> None:
+        """Apply corrected or confirmed facts, re-validate and re-assess (before the guards)."""
+        if trigger not in FACT_TRIGGERS:
+            raise TransitionRefused(
+                f"“{trigger}”不接受修改申请事实",
+                f"trigger {trigger} does not take facts",
+            )
+        if not isinstance(patch, dict):
+            raise InvalidApplication(
+                [FieldError("facts", "model_type", "facts须为JSON对象", "facts must be an object")]
+            )
+        merged = _deep_merge(run.case.facts, patch)
+        app = parse_application(merged, today=self.clock.today())
+        party = applicant_of(app)
+        edition = edition_by_id(run.case.edition_id)
+        assessment = assess_application(
+            app,
+            filed_on=run.case.filed_on,
+            register=self._register(s, party.identity),
+            edition=edition,
+        )[0]
+        run.subject.assessment = assessment
+        run.subject.lift_known = bool(merged.get("lockdown_lift_date"))
+        run.changes.update(
+            facts=app.model_dump(mode="json", exclude_none=True),
+            assessment=assessment.as_dict(),
+            decision=assessment.decision.value,
+            amount_ceiling=assessment.amount,
+            manual_review=bool(assessment.manual_review_reasons),
+        )
+
+    def _step(
+        self, s: Session, run: _Run, trigger: str, payload: dict[str, Any], request_key: str | None
+    ) -> None:
+        """Fire one trigger on the machine and gather the effects it owes."""
+        machine = run.spec.machine
+        source = run.subject.state
+        rows = machine.conditions_for(trigger, source)
+        if not rows:
+            raise TransitionRefused(
+                f"案件当前状态为“{state_zh(source)}”，不能执行“{trigger}”",
+                f"trigger {trigger!r} is not allowed in state {source!r}",
+            )
+        grant = None
+        if any(
+            machine.effects(trigger, source, r.dest).grant for r in _rows(machine, trigger, source)
+        ):
+            grant = self._grant_plan(s, run, payload)
+        kwargs: dict[str, Any] = {"payload": payload}
+        if grant is not None:
+            kwargs.update(granted=grant.total, capped=grant.capped)
+        machine.build(run.subject)
+        try:
+            moved = run.subject.trigger(trigger, **kwargs)  # type: ignore[attr-defined]
+        except MachineError as exc:
+            raise TransitionRefused(
+                f"案件当前状态为“{state_zh(source)}”，不能执行“{trigger}”", str(exc)
+            ) from None
+        if not moved:
+            reasons = _failed_guards(machine, run.subject, trigger, source, kwargs)
+            raise TransitionRefused(
+                f"不能执行“{trigger}”：" + "；".join(reasons),
+                f"guards of {trigger!r} do not hold in {source!r}",
+                reasons=reasons,
+            )
+        dest = run.subject.state
+        effects = machine.effects(trigger, source, dest)
+        event_payload = {k: v for k, v in payload.items() if k != "facts"}
+        if "facts" in payload:
+            event_payload["facts_changed"] = sorted(payload["facts"])
+        if grant is not None and effects.grant:
+            self._apply_grant(s, run, grant)
+            event_payload["granted"] = str(grant.total)
+            event_payload["capped"] = grant.capped
+        self._record(run, Step(source, dest, trigger), event_payload, request_key)
+        self._effects(s, run, effects, payload)
+
+    def _auto(self, s: Session, run: _Run) -> None:
+        """Fire automatic transitions until none applies."""
+        for _ in range(MAX_AUTO_STEPS):
+            for trigger in run.spec.machine.auto_triggers(run.subject.state):
+                try:
+                    self._step(s, run, trigger, {}, request_key=None)
+                except TransitionRefused:
+                    continue
+                break
+            else:
+                return
+        raise RuntimeError(f"automatic transitions did not settle for case {run.case.id}")
+
+    def _record(
+        self, run: _Run, step: Step, payload: dict[str, Any], request_key: str | None
+    ) -> None:
+        assert run.case.id is not None
+        run.steps.append(step)
+        run.events.append(
+            CaseEvent(
+                case_id=run.case.id,
+                seq=run.next_seq,
+                from_state=step.from_state,
+                to_state=step.to_state,
+                trigger=step.trigger,
+                actor=run.actor,
+                at=self.clock.now(),
+                payload=_jsonable(payload),
+                request_key=request_key,
+            )
+        )
+        run.next_seq += 1
+
+    # ------------------------------------------------------------ effects
+    def _effects(self, s: Session, run: _Run, effects: Effects, payload: dict[str, Any]) -> None:
+        assert run.case.id is not None
+        now = self.clock.now()
+        seq = run.next_seq - 1
+        if effects.close_tasks:
+            decision = {"approve": "approve", "reject": "reject", "confirm": "confirmed"}.get(
+                run.steps[-1].trigger
+            )
+            s.execute(
+                update(ReviewTask)
+                .where(ReviewTask.case_id == run.case.id, ReviewTask.status == "open")
+                .values(
+                    status="done" if decision else "cancelled",
+                    decision=decision,
+                    reason=payload.get("reason"),
+                    decided_at=now,
+                    decided_by=run.actor,
+                )
+            )
+            run.subject.review_tasks = [
+                ("done" if st == "open" else st, d) for st, d in run.subject.review_tasks
+            ]
+        for kind in effects.open_tasks:
+            for r in run.subject.assessment.routes:
+                if r.kind == kind:
+                    run.new_tasks.append(self._task(run.case.id, r, kind))
+                    if kind == TaskKind.REVIEW:
+                        run.subject.review_tasks.append(("open", None))
+                    if kind == TaskKind.DECIDE:
+                        run.subject.decide_task_opened = True
+        for notice in effects.notices:
+            run.notices.append(
+                Notice(
+                    case_id=run.case.id,
+                    kind=notice.value,
+                    audience="applicant",
+                    event_seq=seq,
+                    payload=_jsonable(
+                        {
+                            "state": run.subject.state,
+                            "decision": run.subject.assessment.decision.value,
+                            "granted": run.changes.get("amount_granted"),
+                            "items": payload.get("items"),
+                            "reason": payload.get("reason"),
+                        }
+                    ),
+                    idempotency_key=f"notice:{run.case.id}:{seq}:{notice.value}",
+                    created_at=now,
+                )
+            )
+        if effects.order_payout:
+            amount = run.changes.get("amount_granted", run.case.amount_granted)
+            payer = next(
+                (r.bureau_code for r in run.subject.assessment.routes if r.kind == TaskKind.PAYOUT),
+                "finance",
+            )
+            run.after_update.append(
+                Payout(
+                    case_id=run.case.id,
+                    amount=to_money(amount),
+                    payer_bureau=payer,
+                    idempotency_key=f"payout:{run.case.case_no}",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        if effects.apply_effect:
+            run.after_update.append(self._effect_record(run))
+
+    def _task(self, case_id: int, r: Route, kind: TaskKind) -> ReviewTask:
+        days = {
+            TaskKind.REVIEW: self.settings.review_due_working_days,
+            TaskKind.CONFIRM: self.settings.confirm_due_working_days,
+        }.get(kind, self.settings.decide_due_working_days)
+        today = self.clock.today()
+        return ReviewTask(
+            case_id=case_id,
+            kind=kind.value,
+            bureau_code=r.bureau_code,
+            section_code=r.section_code,
+            unit=r.unit,
+            due_on=add_working_days(today, days),
+            created_at=self.clock.now(),
+        )
+
+    def _effect_record(self, run: _Run) -> Any:
+        case, a, now = run.case, run.subject.assessment, self.clock.now()
+        assert case.id is not None
+        facts = run.changes.get("facts", case.facts)
+        party = facts.get("applicant") or facts.get("licensee") or {}
+        who = party.get("uscc") or f"REG:{party.get('registration_no')}"
+        if case.case_type == "rent_state_property":
+            granted = run.changes.get("amount_granted", case.amount_granted)
+            return RentWaiverRecord(
+                case_id=case.id,
+                tenant=who,
+                object_id=case.subject_key,
+                months=int(a.effect.get("months", "0")),
+                amount=to_money(granted or 0),
+                at=now,
+            )
+        if case.case_type == "licence_extension":
+            return LicenceExtensionRecord(
+                case_id=case.id,
+                licensee=who,
+                licence_no=facts["licence"].get("licence_no") or "",
+                original_expiry=date.fromisoformat(a.effect["original_expiry"]),
+                new_expiry=date.fromisoformat(a.effect["new_expiry"]),
+                at=now,
+            )
+        if case.case_type == "credit_exemption":
+            return CreditExemptionRecord(
+                case_id=case.id, subject=who, penalty_ref=a.effect.get("penalty", ""), at=now
+            )
+        raise RuntimeError(f"no effect register for {case.case_type}")
+
+    # ------------------------------------------------------------ grants and caps
+    def _grant_plan(self, s: Session, run: _Run, payload: dict[str, Any]) -> _GrantPlan:
+        """What an approval grants, cut by cross-case caps read under a lock."""
+        a = run.subject.assessment
+        wanted = _allocate(a.components, payload.get("amount"))
+        plan = _GrantPlan()
+        for comp in a.components:
+            want = wanted[comp.code]
+            if comp.cap_key and comp.cap_limit is not None and want > 0:
+                account = self._lock_cap(s, comp)
+                remaining = max(
+                    Decimal("0.00"), account.cap_limit - account.opening - account.granted
+                )
+                got = min(want, remaining)
+                plan.caps.append((comp.cap_key, got, account.granted))
+            else:
+                got = want
+            plan.parts[comp.code] = got
+            if got < want:
+                plan.capped = True
+        plan.total = to_money(sum(plan.parts.values(), Decimal(0)))
+        return plan
+
+    def _lock_cap(self, s: Session, comp: Component) -> CapAccount:
+        """The cap's account row, created on first use and locked for this transaction."""
+        assert comp.cap_key and comp.cap_limit is not None
+        dialect = s.get_bind().dialect.name
+        values = {
+            "key": comp.cap_key,
+            "cap_limit": comp.cap_limit,
+            "opening": comp.cap_opening,
+            "granted": Decimal("0.00"),
+            "updated_at": self.clock.now(),
+        }
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            s.execute(pg_insert(CapAccount).values(**values).on_conflict_do_nothing())
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            s.execute(sqlite_insert(CapAccount).values(**values).on_conflict_do_nothing())
+        row = s.exec(
+            select(CapAccount)
+            .where(CapAccount.key == comp.cap_key)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        return row[0]
+
+    def _apply_grant(self, s: Session, run: _Run, plan: _GrantPlan) -> None:
+        """Book the grant against each cap (rows locked by _grant_plan) and on the case."""
+        assert run.case.id is not None
+        now = self.clock.now()
+        for key, amount, granted_before in plan.caps:
+            s.execute(
+                update(CapAccount)
+                .where(CapAccount.key == key)
+                .values(granted=to_money(granted_before + amount), updated_at=now)
+            )
+            run.after_update.append(
+                CapGrant(cap_key=key, case_id=run.case.id, amount=amount, at=now)
+            )
+        run.changes["amount_granted"] = plan.total
+
+    # ------------------------------------------------------------ write
+    def _write(self, s: Session, run: _Run, *, loaded_version: int) -> None:
+        """Version-checked update of the case first, then every row the run owes."""
+        assert run.case.id is not None
+        values = dict(run.changes)
+        values.update(
+            state=run.subject.state, version=loaded_version + 1, updated_at=self.clock.now()
+        )
+        done = s.execute(
+            update(Case)
+            .where(Case.id == run.case.id, Case.version == loaded_version)
+            .values(**values)
+        )
+        if done.rowcount != 1:
+            raise ConflictError(
+                "案件已被他人同时修改，本次操作未生效，请刷新后重试",
+                f"case {run.case.id} changed concurrently (expected version {loaded_version})",
+            )
+        for row in [*run.events, *run.new_tasks, *run.notices, *run.after_update]:
+            s.add(row)
+        s.flush()
+        for step in run.steps:
+            log.info(
+                "case %s %s: %s -> %s by %s",
+                run.case.case_no,
+                step.trigger,
+                step.from_state,
+                step.to_state,
+                run.actor,
+            )
+
+    def _result(
+        self,
+        case: Case,
+        steps: tuple[Step, ...] | list[Step],
+        *,
+        version: int | None = None,
+        replayed: bool = False,
+        run: _Run | None = None,
+    ) -> FireResult:
+        assert case.id is not None
+        return FireResult(
+            case_id=case.id,
+            case_no=case.case_no or "",
+            state=run.subject.state if run else case.state,
+            version=version if version is not None else case.version,
+            steps=tuple(steps),
+            replayed=replayed,
+        )
+
+    def _register(self, s: Session, identity: str) -> list[Prior7Entry]:
+        rows = s.exec(select(Prior7Benefit).where(Prior7Benefit.subject == identity)).all()
+        return [
+            Prior7Entry(
+                r[0].subject, r[0].family, r[0].object_id or None, r[0].period_from, r[0].period_to
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------ 7号 register
+    def import_prior7(self, entries: list[Prior7Entry], *, note: str = "") -> int:
+        """Load 7号 register rows; a row already present is skipped. Returns rows added."""
+        added = 0
+        with self._tx() as s:
+            for e in entries:
+                exists = s.exec(
+                    select(Prior7Benefit.id).where(
+                        Prior7Benefit.subject == e.subject,
+                        Prior7Benefit.family == e.family,
+                        Prior7Benefit.object_id == (e.object_id or ""),
+                        Prior7Benefit.period_from == e.period_from,
+                        Prior7Benefit.period_to == e.period_to,
+                    )
+                ).first()
+                if exists:
+                    continue
+                s.execute(
+                    insert(Prior7Benefit).values(
+                        subject=e.subject,
+                        family=e.family,
+                        object_id=e.object_id or "",
+                        period_from=e.period_from,
+                        period_to=e.period_to,
+                        note=note,
+                        imported_at=self.clock.now(),
+                    )
+                )
+                added += 1
+        return added
+
+
+# ---------------------------------------------------------------- helpers
+@dataclass
+class _GrantPlan:
+    parts: dict[str, Decimal] = field(default_factory=dict)
+    caps: list[tuple[str, Decimal, Decimal]] = field(default_factory=list)  # key, got, before
+    total: Decimal = Decimal("0.00")
+    capped: bool = False
+
+
+def _rows(machine: Any, trigger: str, source: str) -> list[Any]:
+    return [r for r in machine.rows() if r.trigger == trigger and source in r.sources()]
+
+
+def _allocate(components: tuple[Component, ...], amount: Any) -> dict[str, Decimal]:
+    """Spread a decided total over the components in order, each up to its ceiling."""
+    if amount is None:
+        return {c.code: c.ceiling for c in components}
+    try:
+        left = to_money(Decimal(str(amount)))
+    except (InvalidOperation, ValueError):
+        return {c.code: Decimal("0.00") for c in components}
+    out = {}
+    for c in components:
+        take = min(left, c.ceiling)
+        out[c.code] = take
+        left -= take
+    return out
+
+
+def _failed_guards(
+    machine: Any, subject: CaseSubject, trigger: str, source: str, kwargs: dict[str, Any]
+) -> list[str]:
+    """The first line of each failing guard's docstring (Chinese), for the refusal message."""
+    event = SimpleNamespace(model=subject, kwargs=kwargs)  # guards read only these two
+    reasons: list[str] = []
+    for conds in machine.conditions_for(trigger, source):
+        for cond in conds:
+            if not cond(event):
+                doc = (cond.__doc__ or cond.__name__).strip().splitlines()[0]
+                if doc not in reasons:
+                    reasons.append(doc)
+                break
+    return reasons
+
+
+def _assessment_from(case: Case) -> Assessment:
+    """The assessment stored with the case (what judged it, 7号 register included)."""
+    return Assessment.from_dict(case.assessment)
+
+
+def _facts_per_case(app: Application) -> list[dict[str, Any]]:
+    """The facts each case keeps: a chain's application split into one per store."""
+    data = app.model_dump(mode="json", exclude_none=True)
+    stores = getattr(app, "stores", None)
+    if not stores:
+        return [data]
+    out = []
+    for store in stores:
+        assert isinstance(store, StoreLease)
+        one = dict(data)
+        one["stores"] = [store.model_dump(mode="json", exclude_none=True)]
+        out.append(one)
+    return out
+
+
+def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in patch.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _jsonable(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _jsonable(v) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [_jsonable(v) for v in node]
+    if isinstance(node, Decimal):
+        return str(node)
+    if isinstance(node, date):
+        return node.isoformat()
+    return node
