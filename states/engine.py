@@ -141,6 +141,7 @@ class _Run:
     new_tasks: list[ReviewTask] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     changes: dict[str, Any] = field(default_factory=dict)
+    machine_bound: bool = False
     after_update: list[Any] = field(default_factory=list)  # rows needing the case row first
 
 
@@ -218,8 +219,8 @@ class CaseEngine:
                 trigger = "grant_ex_officio" if ex_officio else "submit"
                 self._step(s, run, trigger, {}, request_key=None)
                 self._auto(s, run)
-                self._write(s, run, loaded_version=case.version)
-                results.append(self._result(case, run.steps, version=case.version + 1, run=run))
+                version = self._write(s, run, loaded_version=case.version)
+                results.append(self._result(case, run.steps, version=version, run=run))
             return results
 
     def _applicant_id(self, s: Session, app: Application) -> int:
@@ -301,8 +302,8 @@ class CaseEngine:
                 self._refacts(s, run, trigger, payload["facts"])
             self._step(s, run, trigger, payload, request_key=request_key)
             self._auto(s, run)
-            self._write(s, run, loaded_version=case.version)
-            return self._result(case, run.steps, version=case.version + 1, run=run)
+            version = self._write(s, run, loaded_version=case.version)
+            return self._result(case, run.steps, version=version, run=run)
 
     def decide_task(
         self,
@@ -357,8 +358,8 @@ class CaseEngine:
                 request_key,
             )
             self._auto(s, run)
-            self._write(s, run, loaded_version=case.version)
-            return self._result(case, run.steps, version=case.version + 1, run=run)
+            version = self._write(s, run, loaded_version=case.version)
+            return self._result(case, run.steps, version=version, run=run)
 
     # ------------------------------------------------------------ pieces of a run
     def _replay(self, s: Session, request_key: str | None) -> FireResult | None:
@@ -457,7 +458,9 @@ class CaseEngine:
         kwargs: dict[str, Any] = {"payload": payload}
         if grant is not None:
             kwargs.update(granted=grant.total, capped=grant.capped)
-        machine.build(run.subject)
+        if not run.machine_bound:  # one machine per subject: rebinding would be skipped
+            machine.build(run.subject)
+            run.machine_bound = True
         try:
             moved = run.subject.trigger(trigger, **kwargs)  # type: ignore[attr-defined]
         except MachineError as exc:
@@ -699,7 +702,7 @@ class CaseEngine:
         run.changes["amount_granted"] = plan.total
 
     # ------------------------------------------------------------ write
-    def _write(self, s: Session, run: _Run, *, loaded_version: int) -> None:
+    def _write(self, s: Session, run: _Run, *, loaded_version: int) -> int:
         """Version-checked update of the case first, then every row the run owes."""
         assert run.case.id is not None
         values = dict(run.changes)
@@ -728,6 +731,7 @@ class CaseEngine:
                 step.to_state,
                 run.actor,
             )
+        return loaded_version + 1
 
     def _result(
         self,

@@ -63,8 +63,8 @@ def assess(
     lic = app.licence
     checks: list[Check] = []
     effect: dict[str, str] = {"original_expiry": lic.expiry.isoformat()}
-    ordinary_6m = lic.type == "food_production" and not lic.special_food
-    if ordinary_6m:
+    ordinary_production = lic.type == "food_production" and not lic.special_food
+    if ordinary_production:
         lo = s.licence_auto_extension_expiry_from.value
         hi = s.licence_auto_extension_expiry_to.value
         covered = lo <= lic.expiry <= hi
@@ -75,14 +75,14 @@ def assess(
                 "licence.ordinary_food_production",
                 passed=covered or earlier,
                 reason_zh=(
-                    f"食品生产许可证（非特殊食品）于{lic.expiry}到期，有效期顺延6个月至{new_expiry}"
+                    f"食品生产许可证（非特殊食品）于{lic.expiry}到期，有效期顺延{p.months.value}个月至{new_expiry}"
                     if covered
                     else f"到期日{lic.expiry}早于{lo}，是否顺延转人工复核"
                     if earlier
                     else f"到期日{lic.expiry}晚于{hi}，不在顺延范围内"
                 ),
                 reason_en=(
-                    f"non-special food production licence expiring {lic.expiry}: +6 months"
+                    f"non-special food production licence expiring {lic.expiry}: +{p.months.value} months"
                     if covered
                     else f"expiry {lic.expiry} before {lo}: manual review"
                     if earlier
@@ -101,13 +101,13 @@ def assess(
                 "licence.lockdown_area",
                 passed=in_scope,
                 reason_zh=(
-                    "位于封管控区内且无法及时换发，有效期顺延至封管控解除后30日"
+                    f"位于封管控区内且无法及时换发，有效期顺延至封管控解除后{p.days_after_lift.value}日"
                     if in_scope
                     else "食品经营许可证、特殊食品生产许可证仅在封管控区内无法及时换发时顺延；"
                     "请按一般程序申请延续"
                 ),
                 reason_en=(
-                    "in a sealed/controlled area and could not renew: extended to lift + 30 days"
+                    f"in a sealed/controlled area and could not renew: lift + {p.days_after_lift.value} days"
                     if in_scope
                     else "only extended inside a sealed/controlled area; ordinary continuation applies"
                 ),
@@ -143,7 +143,7 @@ def assess(
         effect["green_channel"] = "opened" if green else "not_opened"
     checks.insert(
         0,
-        window_check(edition, filed_on) if not ordinary_6m else _ex_officio_window(p.months.clause),
+        window_check(edition, filed_on) if not ordinary_production else _ex_officio_window(p.months.clause),
     )
     unit = unit_ref(app, edition)
     return [

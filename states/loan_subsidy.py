@@ -14,7 +14,7 @@ from decimal import Decimal
 from models.applications import EnterpriseSize, LoanSubsidyApplication
 from states.edition import Basis, Edition
 from states.lifecycle import SubsidyMachine
-from states.money import money_share, to_money
+from states.money import money_share, percent, to_money
 from states.rules import (
     Assessment,
     Check,
@@ -64,7 +64,7 @@ def assess(
     total = to_money(sum((ln.principal for ln in counted), Decimal(0)))
     checks.append(
         Check(
-            "loans.district_2022",
+            "loans.district_in_year",
             passed=bool(counted),
             reason_zh=f"{year}年通过驻区金融机构获得贷款{len(counted)}笔"
             if counted
@@ -83,7 +83,7 @@ def assess(
             passed=within,
             reason_zh=f"累计贷款金额{total}元，未超过{threshold}元（含）"
             if within
-            else f"累计贷款金额{total}元，超过2000万元（含）的限额",
+            else f"累计贷款金额{total}元，超过{threshold}元（含）的限额",
             reason_en=f"cumulative {total} ≤ {threshold} (inclusive)"
             if within
             else f"cumulative {total} is above {threshold}",
@@ -115,7 +115,7 @@ def assess(
             label_zh="贷款贴息",
             gross=interest,
             ceiling=interest if eligible else zero,
-            formula_zh=f"利息{app.eligible_interest}元 × {rate * 100:.0f}%（最高50%）",
+            formula_zh=f"利息{app.eligible_interest}元 × {percent(rate)}（上限{percent(p.interest_ceiling_rate.value)}）",
             clause=p.interest_ceiling_rate.clause,
         ),
         Component(

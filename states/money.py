@@ -37,3 +37,8 @@ def money_share(amount: Decimal, rate: Decimal) -> Decimal:
 def format_cny(amount: Decimal) -> str:
     """Amount as written in notices, e.g. 1,000,000.00 (rounded by ROUNDING, not by format)."""
     return f"{to_money(amount):,.2f}"
+
+
+def percent(rate: Decimal) -> str:
+    """A rate as Chinese documents write it: Decimal("0.30") → "30%"."""
+    return f"{(rate * 100).normalize():f}%"

@@ -12,7 +12,7 @@ from decimal import Decimal
 from models.applications import ApplicantKind, EnterpriseSize, IncubatorSubsidyApplication
 from states.edition import Edition
 from states.lifecycle import SubsidyMachine
-from states.money import money_share, to_money
+from states.money import money_share, percent, to_money
 from states.rules import (
     Assessment,
     Check,
@@ -120,7 +120,7 @@ def assess(
         label_zh="减免房租补贴",
         gross=subsidy,
         ceiling=subsidy if eligible else Decimal("0.00"),
-        formula_zh=f"经确认的减免租金总额{eligible_reduced}元 × {p.rate.value * 100:.0f}%",
+        formula_zh=f"经确认的减免租金总额{eligible_reduced}元 × {percent(p.rate.value)}",
         clause=p.rate.clause,
     )
     unit = p.confirming_units[inc.management_scope]

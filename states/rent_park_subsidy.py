@@ -13,7 +13,7 @@ from decimal import Decimal
 from models.applications import ParkSubsidyApplication
 from states.edition import Basis, Edition
 from states.lifecycle import SubsidyMachine
-from states.money import money_share, to_money
+from states.money import money_share, percent, to_money
 from states.rules import (
     Assessment,
     Check,
@@ -107,9 +107,9 @@ def assess(
             "cap.per_property",
             passed=subsidy > 0 or not eligible,
             reason_zh=(
-                f"按30%计{gross}元，本园区/楼宇累计上限{cap}元，已获{prior}元，尚可补贴{remaining}元"
+                f"按{percent(p.rate.value)}计{gross}元，本园区/楼宇累计上限{cap}元，已获{prior}元，尚可补贴{remaining}元"
             ),
-            reason_en=f"30% gives {gross}; cap {cap}, already granted {prior}, remaining {remaining}",
+            reason_en=f"{percent(p.rate.value)} gives {gross}; cap {cap}, already granted {prior}, remaining {remaining}",
             clause=p.cap_per_property.clause,
         )
     )
@@ -119,7 +119,7 @@ def assess(
         label_zh="减免租金补贴",
         gross=gross,
         ceiling=subsidy if eligible else Decimal("0.00"),
-        formula_zh=f"减免租金总额{app.confirmed_total_reduced}元 × 30%，"
+        formula_zh=f"减免租金总额{app.confirmed_total_reduced}元 × {percent(p.rate.value)}，"
         f"本园区/楼宇整体疫情防控期间累计不超过{cap}元",
         clause=p.rate.clause,
         cap_key=cap_key(app),

@@ -1,0 +1,322 @@
+"""The `relief` command: estimate, submit, status, history, review, fire, registers, demo."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy import select
+
+from cli import render
+from models.applications import CaseType
+from models.db import engine_for, migrate
+from models.input_errors import FieldError, InvalidApplication, parse_application
+from models.settings import get_settings
+from models.tables import Case, CaseEvent, ReviewTask
+from states.catalog import assess, json_schema
+from states.clock import Clock
+from states.engine import CaseEngine, EngineError
+from states.labels import DECISION_ZH, state_zh
+from states.rules import Decision, Prior7Entry
+
+app = typer.Typer(help="relief — 东政发〔2022〕8号 助企纾困政策办理系统", no_args_is_help=True)
+register_app = typer.Typer(help="Registers the rules read (东政办发〔2022〕7号).")
+db_app = typer.Typer(help="The application database.")
+app.add_typer(register_app, name="register")
+app.add_typer(db_app, name="db")
+
+EXIT_INVALID = 2
+EXIT_REFUSED = 3
+
+
+def _clock() -> Clock:
+    return Clock(get_settings().now)
+
+
+def _engine() -> CaseEngine:
+    settings = get_settings()
+    if settings.database_url.startswith("sqlite"):
+        migrate(settings.database_url)  # the embedded default sets itself up
+    return CaseEngine(engine_for(settings.database_url), settings=settings, clock=_clock())
+
+
+def _read_json(source: str) -> Any:
+    """Read JSON from a file or '-' (stdin); a syntax error is an input error, exit 2."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail_input([FieldError("FILE", "file.unreadable", f"无法读取文件：{exc.strerror}", str(exc))])
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        _fail_input(
+            [
+                FieldError(
+                    "FILE",
+                    "json.syntax",
+                    f"不是有效的JSON（第{exc.lineno}行第{exc.colno}列）：{exc.msg}",
+                    f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+                )
+            ]
+        )
+
+
+def _fail_input(errors: list[FieldError], *, as_json: bool = False) -> Any:
+    if as_json:
+        typer.echo(json.dumps({"ok": False, "errors": [e.as_dict() for e in errors]}, ensure_ascii=False, indent=2))
+    else:
+        render.field_errors(errors)
+    raise typer.Exit(EXIT_INVALID)
+
+
+def _fail_engine(exc: EngineError, *, as_json: bool = False) -> Any:
+    if as_json:
+        typer.echo(json.dumps({"ok": False, **exc.as_dict()}, ensure_ascii=False, indent=2))
+    else:
+        render.err_console.print(f"[red]{exc.message_zh}[/red]  ({exc.message_en})")
+    raise typer.Exit(EXIT_REFUSED)
+
+
+@app.command()
+def estimate(
+    file: Annotated[str, typer.Argument(help="application JSON file, or - for stdin")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    register_7: Annotated[
+        Path | None, typer.Option("--register-7", help="7号 register CSV to check against")
+    ] = None,
+) -> None:
+    """退税减税概算器式估算: facts in; eligibility, amount, every check and routing out."""
+    data = _read_json(file)
+    today = _clock().today()
+    try:
+        application = parse_application(data, today=today)
+    except InvalidApplication as exc:
+        _fail_input(exc.errors, as_json=as_json)
+        return
+    register = _read_register(register_7) if register_7 else []
+    filed_on = application.application_date or today
+    results = assess(application, filed_on=filed_on, register=register)
+    total = sum((r.amount for r in results), start=results[0].amount * 0)
+    decisions = {r.decision for r in results}
+    overall = results[0].decision.value if len(decisions) == 1 else "mixed"
+    if as_json:
+        out = {
+            "ok": True,
+            "type": application.type.value,
+            "filed_on": filed_on.isoformat(),
+            "decision": overall,
+            "total": str(total),
+            "cases": [r.as_dict() for r in results],
+        }
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    for i, r in enumerate(results, 1):
+        render.assessment(r, index=i if len(results) > 1 else None)
+    if len(results) > 1:
+        render.console.print(f"合计 total: [bold]{total}[/bold] 元（{len(results)}个案件，以门店为单位）")
+
+
+@app.command()
+def schema(case_type: Annotated[str, typer.Argument(help="application type")]) -> None:
+    """Print the JSON schema of one application type."""
+    try:
+        ct = CaseType(case_type)
+    except ValueError:
+        choices = ", ".join(t.value for t in CaseType)
+        _fail_input([FieldError("TYPE", "type.unknown", f"未知的申请类型，可选：{choices}", f"choose one of {choices}")])
+        return
+    typer.echo(json.dumps(json_schema(ct.value), ensure_ascii=False, indent=2))
+
+
+@app.command()
+def submit(
+    file: Annotated[str, typer.Argument(help="application JSON file, or - for stdin")],
+    actor: Annotated[str, typer.Option(help="who submits")] = "applicant",
+    request_key: Annotated[str | None, typer.Option(help="idempotency key: a repeat does nothing")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """File an application; prints the case number(s) and where each case stands."""
+    data = _read_json(file)
+    try:
+        results = _engine().submit(data, actor=actor, request_key=request_key)
+    except InvalidApplication as exc:
+        _fail_input(exc.errors, as_json=as_json)
+        return
+    except EngineError as exc:
+        _fail_engine(exc, as_json=as_json)
+        return
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in results], ensure_ascii=False, indent=2))
+        return
+    for r in results:
+        note = "（重复提交，返回原案件）" if r.replayed else ""
+        render.console.print(f"{r.case_no}: {state_zh(r.state)} ({r.state}){note}")
+
+
+def _find_case(session: Any, ref: str) -> Case:
+    stmt = select(Case).where(Case.case_no == ref)
+    if ref.isdigit():
+        stmt = select(Case).where(Case.id == int(ref))
+    row = session.execute(stmt).scalar_one_or_none()
+    if row is None:
+        render.err_console.print(f"[red]案件“{ref}”不存在[/red] (no such case)")
+        raise typer.Exit(EXIT_INVALID)
+    return row
+
+
+@app.command()
+def status(
+    case: Annotated[str, typer.Argument(help="case number (DC-2022-000001) or id")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Where a case stands: state, decision, amounts, open tasks."""
+    from sqlmodel import Session
+
+    engine = _engine()
+    with Session(engine.db) as s:
+        c = _find_case(s, case)
+        tasks = s.execute(select(ReviewTask).where(ReviewTask.case_id == c.id)).scalars().all()
+    info = {
+        "case_no": c.case_no,
+        "type": c.case_type,
+        "state": c.state,
+        "state_zh": state_zh(c.state),
+        "version": c.version,
+        "decision": c.decision,
+        "amount_ceiling": str(c.amount_ceiling),
+        "amount_granted": None if c.amount_granted is None else str(c.amount_granted),
+        "filed_on": c.filed_on.isoformat(),
+        "edition": c.edition_id,
+        "manual_review": c.manual_review,
+        "tasks": [
+            {"id": t.id, "kind": t.kind, "unit": t.unit, "status": t.status, "due_on": t.due_on.isoformat() if t.due_on else None, "decision": t.decision}
+            for t in tasks
+        ],
+    }
+    if as_json:
+        typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
+        return
+    render.console.print(
+        f"{c.case_no} · {c.case_type} · [bold]{state_zh(c.state)}[/bold] ({c.state}) · 版本 v{c.version}\n"
+        f"规则结论: {DECISION_ZH.get(Decision(c.decision), c.decision)} · 上限 {c.amount_ceiling} 元"
+        + (f" · 决定金额 {c.amount_granted} 元" if c.amount_granted is not None else "")
+    )
+    for t in info["tasks"]:
+        render.console.print(f"  任务 {t['id']}: {t['kind']} · {t['unit']} · {t['status']} · 期限 {t['due_on']}")
+
+
+@app.command()
+def history(case: Annotated[str, typer.Argument(help="case number or id")]) -> None:
+    """The append-only event log of a case."""
+    from sqlmodel import Session
+
+    engine = _engine()
+    with Session(engine.db) as s:
+        c = _find_case(s, case)
+        rows = s.execute(select(CaseEvent).where(CaseEvent.case_id == c.id).order_by(CaseEvent.seq)).scalars().all()
+    render.events(list(rows))
+
+
+@app.command()
+def review(
+    task_id: Annotated[int, typer.Argument(help="review task id")],
+    decision: Annotated[str, typer.Argument(help="pass or fail")],
+    actor: Annotated[str, typer.Option(help="reviewer")] = "reviewer",
+    reason: Annotated[str | None, typer.Option(help="reason (required for fail)")] = None,
+) -> None:
+    """Record a bureau's review decision on its task."""
+    try:
+        r = _engine().decide_task(task_id, decision=decision, actor=actor, reason=reason)
+    except EngineError as exc:
+        _fail_engine(exc)
+        return
+    render.console.print(f"{r.case_no}: {state_zh(r.state)} ({r.state})")
+
+
+@app.command()
+def fire(
+    case: Annotated[str, typer.Argument(help="case number or id")],
+    trigger: Annotated[str, typer.Argument(help="approve, reject, confirm, request_info, …")],
+    actor: Annotated[str, typer.Option(help="who acts")] = "operator",
+    payload: Annotated[str | None, typer.Option(help="JSON payload, e.g. '{\"reason\": \"…\"}'")] = None,
+    version: Annotated[int | None, typer.Option(help="the version you saw (conflict check)")] = None,
+) -> None:
+    """Fire a trigger on a case through the engine."""
+    from sqlmodel import Session
+
+    engine = _engine()
+    with Session(engine.db) as s:
+        case_id = _find_case(s, case).id
+    assert case_id is not None
+    body = {}
+    if payload:
+        try:
+            body = json.loads(payload)
+        except json.JSONDecodeError as exc:
+            _fail_input([FieldError("--payload", "json.syntax", f"不是有效的JSON：{exc.msg}", exc.msg)])
+    try:
+        r = engine.fire(case_id, trigger, actor=actor, payload=body, expected_version=version)
+    except InvalidApplication as exc:
+        _fail_input(exc.errors)
+        return
+    except EngineError as exc:
+        _fail_engine(exc)
+        return
+    render.console.print(f"{r.case_no}: {state_zh(r.state)} ({r.state}) v{r.version}")
+
+
+def _read_register(path: Path) -> list[Prior7Entry]:
+    """7号 register CSV: subject,family,object_id,period_from,period_to (header row)."""
+    out: list[Prior7Entry] = []
+    errors: list[FieldError] = []
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        for n, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                out.append(
+                    Prior7Entry(
+                        subject=row["subject"].strip(),
+                        family=row["family"].strip(),
+                        object_id=(row.get("object_id") or "").strip() or None,
+                        period_from=date.fromisoformat(row["period_from"].strip()),
+                        period_to=date.fromisoformat(row["period_to"].strip()),
+                    )
+                )
+            except (KeyError, ValueError, AttributeError) as exc:
+                errors.append(FieldError(f"第{n}行", "register.row", f"登记行无效：{exc}", str(exc)))
+    if errors:
+        _fail_input(errors)
+    return out
+
+
+@register_app.command("import-7")
+def import_7(path: Annotated[Path, typer.Argument(help="CSV: subject,family,object_id,period_from,period_to")]) -> None:
+    """Import the register of benefits granted under 东政办发〔2022〕7号."""
+    entries = _read_register(path)
+    added = _engine().import_prior7(entries, note=path.name)
+    render.console.print(f"导入{added}条（共{len(entries)}条，重复的已跳过）")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Run the Alembic migrations on RELIEF_DATABASE_URL."""
+    migrate(get_settings().database_url)
+    render.console.print("数据库已是最新结构 (schema at head)")
+
+
+@app.command()
+def demo(
+    database: Annotated[Path, typer.Option(help="SQLite file to create afresh")] = Path("relief-demo.db"),
+) -> None:
+    """Walkthrough on a fresh SQLite file: a realistic batch taken to its decisions."""
+    from cli.demo import run_demo
+
+    run_demo(database)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,107 @@
+"""Shared pytest fixtures. Each block below is self-contained; add new blocks with a header."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+# `tests/` is not a package, so pytest puts it on sys.path for this conftest (rootdir-based
+# "prepend" import mode). If `tests/__init__.py` is ever added, import `tests.pg_server`.
+from pg_server import PostgresBinariesNotFound, PostgresServer
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+# One throwaway server per pytest session (see tests/pg_server.py), one fresh database per
+# test. On a developer machine without PostgreSQL the PostgreSQL tests are skipped; in CI they
+# must never be skipped silently, so a missing server is a failure there.
+
+POSTGRES_SKIP_MESSAGE = (
+    "PostgreSQL binaries not found; install postgresql (Debian) to run the PostgreSQL half "
+    "of the suite"
+)
+
+
+def _postgres_required() -> bool:
+    """True in CI (``CI=true``, as set by common CI systems) or if explicitly requested."""
+    return (
+        os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+        or os.environ.get("RELIEF_REQUIRE_POSTGRES", "").strip() == "1"
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """The session's running PostgreSQL server; skipped (or failed in CI) if unavailable."""
+    try:
+        server = PostgresServer.start()
+    except PostgresBinariesNotFound as exc:
+        if _postgres_required():
+            pytest.fail(
+                f"{POSTGRES_SKIP_MESSAGE}. PostgreSQL is required here "
+                f"(CI=true or RELIEF_REQUIRE_POSTGRES=1), so this is a failure, not a skip. "
+                f"Details: {exc}",
+                pytrace=False,
+            )
+        pytest.skip(POSTGRES_SKIP_MESSAGE)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """SQLAlchemy URL of a new, empty database just for this test; dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    yield postgres_server.create_database(name)
+    postgres_server.drop_database(name)
+
+
+# --- end PostgreSQL -------------------------------------------------------------------------
+
+
+# --- application database and engine --------------------------------------------------------
+# `db_url` runs a test once on a fresh SQLite file and once on a fresh PostgreSQL database,
+# each built by the Alembic migrations (never create_all), so both schemas are the real one.
+
+from datetime import datetime  # noqa: E402
+
+from models.db import make_engine, migrate  # noqa: E402
+from models.settings import Settings  # noqa: E402
+from states.civil_dates import SHANGHAI  # noqa: E402
+from states.clock import Clock  # noqa: E402
+from states.engine import CaseEngine  # noqa: E402
+
+FIXED_NOW = datetime(2022, 12, 30, 10, 0, tzinfo=SHANGHAI)  # in the window, after every filing
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """A migrated, empty application database: SQLite file or PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/relief.db"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: object) -> str:
+    url = f"sqlite:///{tmp_path}/relief.db"
+    migrate(url)
+    return url
+
+
+def make_case_engine(url: str, now: datetime = FIXED_NOW) -> CaseEngine:
+    return CaseEngine(make_engine(url), settings=Settings(database_url=url), clock=Clock(now))
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[CaseEngine]:
+    eng = make_case_engine(db_url)
+    yield eng
+    eng.db.dispose()
+
+
+# --- end application database ---------------------------------------------------------------
