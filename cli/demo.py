@@ -48,8 +48,9 @@ def run_demo(database: Path) -> dict[str, Any]:
     batch = json.loads(BATCH.read_text(encoding="utf-8"))
     refs: dict[int, str] = {}
     for item in batch:
-        for result in engine.submit(item["application"], actor="operator:demo-import",
-                                    request_key=f"demo:{item['ref']}"):
+        for result in engine.submit(
+            item["application"], actor="operator:demo-import", request_key=f"demo:{item['ref']}"
+        ):
             refs[result.case_id] = item["ref"]
     for case_id, ref in refs.items():
         _play_bureaus(engine, case_id, more_info=(ref == MORE_INFO_REF))
@@ -78,16 +79,27 @@ def _play_bureaus(engine: CaseEngine, case_id: int, *, more_info: bool) -> None:
     allowed = Decision(case.decision) in GRANTING
     failed = [c["reason_zh"] for c in case.assessment["checks"] if not c["passed"]]
     if more_info and case.state == "under_review":
-        engine.fire(case_id, "request_info", actor="reviewer:finance_office",
-                    payload={"items": ["2022年贷款利息支付凭证（银行盖章）"]})
-        engine.fire(case_id, "supply_info", actor="applicant",
-                    payload={"facts": {"eligible_interest": "480000"}})
+        engine.fire(
+            case_id,
+            "request_info",
+            actor="reviewer:finance_office",
+            payload={"items": ["2022年贷款利息支付凭证（银行盖章）"]},
+        )
+        engine.fire(
+            case_id,
+            "supply_info",
+            actor="applicant",
+            payload={"facts": {"eligible_interest": "480000"}},
+        )
     for task in _open_tasks(engine, case_id):
         if task.kind == "review":
             assert task.id is not None
-            engine.decide_task(task.id, decision="pass" if allowed else "fail",
-                               actor=f"reviewer:{task.bureau_code}",
-                               reason=None if allowed else "；".join(failed))
+            engine.decide_task(
+                task.id,
+                decision="pass" if allowed else "fail",
+                actor=f"reviewer:{task.bureau_code}",
+                reason=None if allowed else "；".join(failed),
+            )
     if _case(engine, case_id).state == "awaiting_confirmation":
         engine.fire(case_id, "confirm", actor="confirmer")
     if _case(engine, case_id).state in ("under_review", "confirmed"):

@@ -50,7 +50,9 @@ def _read_json(source: str) -> Any:
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as exc:
-        _fail_input([FieldError("FILE", "file.unreadable", f"无法读取文件：{exc.strerror}", str(exc))])
+        _fail_input(
+            [FieldError("FILE", "file.unreadable", f"无法读取文件：{exc.strerror}", str(exc))]
+        )
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -68,7 +70,11 @@ def _read_json(source: str) -> Any:
 
 def _fail_input(errors: list[FieldError], *, as_json: bool = False) -> Any:
     if as_json:
-        typer.echo(json.dumps({"ok": False, "errors": [e.as_dict() for e in errors]}, ensure_ascii=False, indent=2))
+        typer.echo(
+            json.dumps(
+                {"ok": False, "errors": [e.as_dict() for e in errors]}, ensure_ascii=False, indent=2
+            )
+        )
     else:
         render.field_errors(errors)
     raise typer.Exit(EXIT_INVALID)
@@ -118,7 +124,9 @@ def estimate(
     for i, r in enumerate(results, 1):
         render.assessment(r, index=i if len(results) > 1 else None)
     if len(results) > 1:
-        render.console.print(f"合计 total: [bold]{total}[/bold] 元（{len(results)}个案件，以门店为单位）")
+        render.console.print(
+            f"合计 total: [bold]{total}[/bold] 元（{len(results)}个案件，以门店为单位）"
+        )
 
 
 @app.command()
@@ -128,7 +136,16 @@ def schema(case_type: Annotated[str, typer.Argument(help="application type")]) -
         ct = CaseType(case_type)
     except ValueError:
         choices = ", ".join(t.value for t in CaseType)
-        _fail_input([FieldError("TYPE", "type.unknown", f"未知的申请类型，可选：{choices}", f"choose one of {choices}")])
+        _fail_input(
+            [
+                FieldError(
+                    "TYPE",
+                    "type.unknown",
+                    f"未知的申请类型，可选：{choices}",
+                    f"choose one of {choices}",
+                )
+            ]
+        )
         return
     typer.echo(json.dumps(json_schema(ct.value), ensure_ascii=False, indent=2))
 
@@ -137,7 +154,9 @@ def schema(case_type: Annotated[str, typer.Argument(help="application type")]) -
 def submit(
     file: Annotated[str, typer.Argument(help="application JSON file, or - for stdin")],
     actor: Annotated[str, typer.Option(help="who submits")] = "applicant",
-    request_key: Annotated[str | None, typer.Option(help="idempotency key: a repeat does nothing")] = None,
+    request_key: Annotated[
+        str | None, typer.Option(help="idempotency key: a repeat does nothing")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """File an application; prints the case number(s) and where each case stands."""
@@ -194,7 +213,14 @@ def status(
         "edition": c.edition_id,
         "manual_review": c.manual_review,
         "tasks": [
-            {"id": t.id, "kind": t.kind, "unit": t.unit, "status": t.status, "due_on": t.due_on.isoformat() if t.due_on else None, "decision": t.decision}
+            {
+                "id": t.id,
+                "kind": t.kind,
+                "unit": t.unit,
+                "status": t.status,
+                "due_on": t.due_on.isoformat() if t.due_on else None,
+                "decision": t.decision,
+            }
             for t in tasks
         ],
     }
@@ -202,12 +228,16 @@ def status(
         typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
         return
     render.console.print(
-        f"{c.case_no} · {c.case_type} · [bold]{state_zh(c.state)}[/bold] ({c.state}) · 版本 v{c.version}\n"
-        f"规则结论: {DECISION_ZH.get(Decision(c.decision), c.decision)} · 上限 {c.amount_ceiling} 元"
+        f"{c.case_no} · {c.case_type} · [bold]{state_zh(c.state)}[/bold] ({c.state})"
+        f" · 版本 v{c.version}\n"
+        f"规则结论: {DECISION_ZH.get(Decision(c.decision), c.decision)}"
+        f" · 上限 {c.amount_ceiling} 元"
         + (f" · 决定金额 {c.amount_granted} 元" if c.amount_granted is not None else "")
     )
     for t in info["tasks"]:
-        render.console.print(f"  任务 {t['id']}: {t['kind']} · {t['unit']} · {t['status']} · 期限 {t['due_on']}")
+        render.console.print(
+            f"  任务 {t['id']}: {t['kind']} · {t['unit']} · {t['status']} · 期限 {t['due_on']}"
+        )
 
 
 @app.command()
@@ -218,7 +248,11 @@ def history(case: Annotated[str, typer.Argument(help="case number or id")]) -> N
     engine = _engine()
     with Session(engine.db) as s:
         c = _find_case(s, case)
-        rows = s.execute(select(CaseEvent).where(CaseEvent.case_id == c.id).order_by(CaseEvent.seq)).scalars().all()
+        rows = (
+            s.execute(select(CaseEvent).where(CaseEvent.case_id == c.id).order_by(CaseEvent.seq))
+            .scalars()
+            .all()
+        )
     render.events(list(rows))
 
 
@@ -243,8 +277,12 @@ def fire(
     case: Annotated[str, typer.Argument(help="case number or id")],
     trigger: Annotated[str, typer.Argument(help="approve, reject, confirm, request_info, …")],
     actor: Annotated[str, typer.Option(help="who acts")] = "operator",
-    payload: Annotated[str | None, typer.Option(help="JSON payload, e.g. '{\"reason\": \"…\"}'")] = None,
-    version: Annotated[int | None, typer.Option(help="the version you saw (conflict check)")] = None,
+    payload: Annotated[
+        str | None, typer.Option(help='JSON payload, e.g. \'{"reason": "…"}\'')
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option(help="the version you saw (conflict check)")
+    ] = None,
 ) -> None:
     """Fire a trigger on a case through the engine."""
     from sqlmodel import Session
@@ -258,7 +296,9 @@ def fire(
         try:
             body = json.loads(payload)
         except json.JSONDecodeError as exc:
-            _fail_input([FieldError("--payload", "json.syntax", f"不是有效的JSON：{exc.msg}", exc.msg)])
+            _fail_input(
+                [FieldError("--payload", "json.syntax", f"不是有效的JSON：{exc.msg}", exc.msg)]
+            )
     try:
         r = engine.fire(case_id, trigger, actor=actor, payload=body, expected_version=version)
     except InvalidApplication as exc:
@@ -287,14 +327,20 @@ def _read_register(path: Path) -> list[Prior7Entry]:
                     )
                 )
             except (KeyError, ValueError, AttributeError) as exc:
-                errors.append(FieldError(f"第{n}行", "register.row", f"登记行无效：{exc}", str(exc)))
+                errors.append(
+                    FieldError(f"第{n}行", "register.row", f"登记行无效：{exc}", str(exc))
+                )
     if errors:
         _fail_input(errors)
     return out
 
 
 @register_app.command("import-7")
-def import_7(path: Annotated[Path, typer.Argument(help="CSV: subject,family,object_id,period_from,period_to")]) -> None:
+def import_7(
+    path: Annotated[
+        Path, typer.Argument(help="CSV: subject,family,object_id,period_from,period_to")
+    ],
+) -> None:
     """Import the register of benefits granted under 东政办发〔2022〕7号."""
     entries = _read_register(path)
     added = _engine().import_prior7(entries, note=path.name)
@@ -310,7 +356,9 @@ def db_upgrade() -> None:
 
 @app.command()
 def demo(
-    database: Annotated[Path, typer.Option(help="SQLite file to create afresh")] = Path("relief-demo.db"),
+    database: Annotated[Path, typer.Option(help="SQLite file to create afresh")] = Path(
+        "relief-demo.db"
+    ),
 ) -> None:
     """Walkthrough on a fresh SQLite file: a realistic batch taken to its decisions."""
     from cli.demo import run_demo

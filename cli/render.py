@@ -31,7 +31,8 @@ def assessment(a: Assessment, *, index: int | None = None) -> None:
         title = f"[{index}] {title}"
     console.rule(title)
     console.print(
-        f"结论 decision: [bold]{DECISION_ZH.get(a.decision, a.decision)}[/bold] ({a.decision.value})"
+        f"结论 decision: [bold]{DECISION_ZH.get(a.decision, a.decision)}[/bold]"
+        f" ({a.decision.value})"
         f"    金额 amount: [bold]{a.amount}[/bold] 元    政策版本 edition: {a.edition_id}"
     )
     checks = Table(show_lines=False)
@@ -51,7 +52,9 @@ def assessment(a: Assessment, *, index: int | None = None) -> None:
         console.print(f"  {k}: {v}")
     for r in a.routes:
         contacts = "、".join(f"{p} {t}" for p, t in r.contacts)
-        console.print(f"  {TASK_ZH.get(r.kind, r.kind)}: {r.unit}" + (f"（{contacts}）" if contacts else ""))
+        console.print(
+            f"  {TASK_ZH.get(r.kind, r.kind)}: {r.unit}" + (f"（{contacts}）" if contacts else "")
+        )
     if a.manual_review_reasons:
         console.print("[yellow]转人工复核: " + "；".join(a.manual_review_reasons))
 

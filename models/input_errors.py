@@ -109,7 +109,10 @@ def describe(exc: ValidationError) -> list[FieldError]:
     """Turn pydantic's errors into field errors, one per problem."""
     out: list[FieldError] = []
     for err in exc.errors(include_url=False):
-        out.append(FieldError(_field(err["loc"]), err["type"], _zh_message(err), _en_message(err)))
+        field = _field(err["loc"])
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            field = "type"  # the discriminator of the application types
+        out.append(FieldError(field, err["type"], _zh_message(err), _en_message(err)))
     return out
 
 

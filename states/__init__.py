@@ -1,1 +1,2 @@
-"""Policy editions, eligibility rules, benefit calculators, one state machine per application type, and the engine: the one writer of case state."""
+"""Policy editions, rules and calculators, one state machine per application type, and the
+engine: the one writer of case state."""

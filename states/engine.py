@@ -20,9 +20,9 @@ from decimal import Decimal, InvalidOperation
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 from transitions import MachineError
 
 from models.applications import Application, StoreLease, applicant_of
@@ -192,10 +192,12 @@ class CaseEngine:
         with self._tx() as s:
             if request_key:
                 existing = s.exec(
-                    select(Case).where(Case.submission_key == request_key).order_by(Case.id)
+                    select(Case)
+                    .where(col(Case.submission_key) == request_key)
+                    .order_by(col(Case.id))
                 ).all()
                 if existing:
-                    return [self._result(c[0], (), replayed=True) for c in existing]
+                    return [self._result(c, (), replayed=True) for c in existing]
             party = applicant_of(app)
             register = self._register(s, party.identity)
             assessments = assess_application(app, filed_on=filed_on, register=register)
@@ -225,9 +227,11 @@ class CaseEngine:
 
     def _applicant_id(self, s: Session, app: Application) -> int:
         party = applicant_of(app)
-        found = s.exec(select(Applicant.id).where(Applicant.identity == party.identity)).first()
+        found = s.exec(
+            select(Applicant.id).where(col(Applicant.identity) == party.identity)
+        ).first()
         if found is not None:
-            return int(found[0])
+            return found
         row = Applicant(
             identity=party.identity,
             uscc=party.uscc,
@@ -334,9 +338,9 @@ class CaseEngine:
                     f"task {task_id} is a {task.kind} task, not a review",
                 )
             now = self.clock.now()
-            done = s.execute(
+            done = s.exec(
                 update(ReviewTask)
-                .where(ReviewTask.id == task_id, ReviewTask.status == "open")
+                .where(col(ReviewTask.id) == task_id, col(ReviewTask.status) == "open")
                 .values(
                     status="done",
                     decision=decision,
@@ -365,10 +369,10 @@ class CaseEngine:
     def _replay(self, s: Session, request_key: str | None) -> FireResult | None:
         if not request_key:
             return None
-        ev = s.exec(select(CaseEvent).where(CaseEvent.request_key == request_key)).first()
+        ev = s.exec(select(CaseEvent).where(col(CaseEvent.request_key) == request_key)).first()
         if ev is None:
             return None
-        case = s.get(Case, ev[0].case_id)
+        case = s.get(Case, ev.case_id)
         assert case is not None
         return self._result(case, (), replayed=True)
 
@@ -387,11 +391,10 @@ class CaseEngine:
     def _start_run(self, s: Session, case: Case, actor: str) -> _Run:
         assert case.id is not None
         spec = spec_for(case.case_type)
-        tasks = s.exec(select(ReviewTask).where(ReviewTask.case_id == case.id)).all()
-        task_rows = [t[0] for t in tasks]
+        task_rows = s.exec(select(ReviewTask).where(col(ReviewTask.case_id) == case.id)).all()
         last_seq = s.exec(
-            select(func.max(CaseEvent.seq)).where(CaseEvent.case_id == case.id)
-        ).first()
+            select(func.max(CaseEvent.seq)).where(col(CaseEvent.case_id) == case.id)
+        ).one()
         subject = CaseSubject(
             state=case.state,
             assessment=_assessment_from(case),
@@ -404,7 +407,7 @@ class CaseEngine:
             spec=spec,
             subject=subject,
             actor=actor,
-            next_seq=int((last_seq[0] if last_seq else None) or 0) + 1,
+            next_seq=int(last_seq or 0) + 1,
         )
 
     def _refacts(self, s: Session, run: _Run, trigger: str, patch: Any) -> None:
@@ -530,7 +533,7 @@ class CaseEngine:
             )
             s.execute(
                 update(ReviewTask)
-                .where(ReviewTask.case_id == run.case.id, ReviewTask.status == "open")
+                .where(col(ReviewTask.case_id) == run.case.id, col(ReviewTask.status) == "open")
                 .values(
                     status="done" if decision else "cancelled",
                     decision=decision,
@@ -572,9 +575,9 @@ class CaseEngine:
             )
         if effects.order_payout:
             amount = run.changes.get("amount_granted", run.case.amount_granted)
+            assert amount is not None, "a payout follows a grant"
             payer = next(
-                (r.bureau_code for r in run.subject.assessment.routes if r.kind == TaskKind.PAYOUT),
-                "finance",
+                r.bureau_code for r in run.subject.assessment.routes if r.kind == TaskKind.PAYOUT
             )
             run.after_update.append(
                 Payout(
@@ -680,11 +683,11 @@ class CaseEngine:
             s.execute(sqlite_insert(CapAccount).values(**values).on_conflict_do_nothing())
         row = s.exec(
             select(CapAccount)
-            .where(CapAccount.key == comp.cap_key)
+            .where(col(CapAccount.key) == comp.cap_key)
             .with_for_update()
             .execution_options(populate_existing=True)
         ).one()
-        return row[0]
+        return row
 
     def _apply_grant(self, s: Session, run: _Run, plan: _GrantPlan) -> None:
         """Book the grant against each cap (rows locked by _grant_plan) and on the case."""
@@ -693,7 +696,7 @@ class CaseEngine:
         for key, amount, granted_before in plan.caps:
             s.execute(
                 update(CapAccount)
-                .where(CapAccount.key == key)
+                .where(col(CapAccount.key) == key)
                 .values(granted=to_money(granted_before + amount), updated_at=now)
             )
             run.after_update.append(
@@ -709,9 +712,9 @@ class CaseEngine:
         values.update(
             state=run.subject.state, version=loaded_version + 1, updated_at=self.clock.now()
         )
-        done = s.execute(
+        done = s.exec(
             update(Case)
-            .where(Case.id == run.case.id, Case.version == loaded_version)
+            .where(col(Case.id) == run.case.id, col(Case.version) == loaded_version)
             .values(**values)
         )
         if done.rowcount != 1:
@@ -753,11 +756,9 @@ class CaseEngine:
         )
 
     def _register(self, s: Session, identity: str) -> list[Prior7Entry]:
-        rows = s.exec(select(Prior7Benefit).where(Prior7Benefit.subject == identity)).all()
+        rows = s.exec(select(Prior7Benefit).where(col(Prior7Benefit.subject) == identity)).all()
         return [
-            Prior7Entry(
-                r[0].subject, r[0].family, r[0].object_id or None, r[0].period_from, r[0].period_to
-            )
+            Prior7Entry(r.subject, r.family, r.object_id or None, r.period_from, r.period_to)
             for r in rows
         ]
 
@@ -769,11 +770,11 @@ class CaseEngine:
             for e in entries:
                 exists = s.exec(
                     select(Prior7Benefit.id).where(
-                        Prior7Benefit.subject == e.subject,
-                        Prior7Benefit.family == e.family,
-                        Prior7Benefit.object_id == (e.object_id or ""),
-                        Prior7Benefit.period_from == e.period_from,
-                        Prior7Benefit.period_to == e.period_to,
+                        col(Prior7Benefit.subject) == e.subject,
+                        col(Prior7Benefit.family) == e.family,
+                        col(Prior7Benefit.object_id) == (e.object_id or ""),
+                        col(Prior7Benefit.period_from) == e.period_from,
+                        col(Prior7Benefit.period_to) == e.period_to,
                     )
                 ).first()
                 if exists:

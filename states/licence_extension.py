@@ -82,7 +82,8 @@ def assess(
                     else f"到期日{lic.expiry}晚于{hi}，不在顺延范围内"
                 ),
                 reason_en=(
-                    f"non-special food production licence expiring {lic.expiry}: +{p.months.value} months"
+                    f"non-special food production licence expiring {lic.expiry}: "
+                    f"+{p.months.value} months"
                     if covered
                     else f"expiry {lic.expiry} before {lo}: manual review"
                     if earlier
@@ -107,9 +108,11 @@ def assess(
                     "请按一般程序申请延续"
                 ),
                 reason_en=(
-                    f"in a sealed/controlled area and could not renew: lift + {p.days_after_lift.value} days"
+                    "in a sealed/controlled area and could not renew: "
+                    f"lift + {p.days_after_lift.value} days"
                     if in_scope
-                    else "only extended inside a sealed/controlled area; ordinary continuation applies"
+                    else "only extended inside a sealed/controlled area; "
+                    "ordinary continuation applies"
                 ),
                 clause=p.days_after_lift.clause,
             )
@@ -143,7 +146,9 @@ def assess(
         effect["green_channel"] = "opened" if green else "not_opened"
     checks.insert(
         0,
-        window_check(edition, filed_on) if not ordinary_production else _ex_officio_window(p.months.clause),
+        window_check(edition, filed_on)
+        if not ordinary_production
+        else _ex_officio_window(p.months.clause),
     )
     unit = unit_ref(app, edition)
     return [

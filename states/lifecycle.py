@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from transitions import EventData, Machine
 
@@ -95,13 +95,17 @@ class CaseSubject:
 
 
 # ---------------------------------------------------------------- guards (read, never write)
+def _m(event: EventData) -> CaseSubject:
+    return cast(CaseSubject, event.model)
+
+
 def _payload(event: EventData) -> dict[str, Any]:
     return event.kwargs.get("payload") or {}
 
 
 def acceptable(event: EventData) -> bool:
     """规则认定属于受理范围 (within the window and the document's scope)."""
-    return event.model.assessment.decision not in (Decision.NOT_ACCEPTED, Decision.NOT_APPLICABLE)
+    return _m(event).assessment.decision not in (Decision.NOT_ACCEPTED, Decision.NOT_APPLICABLE)
 
 
 def not_acceptable(event: EventData) -> bool:
@@ -123,28 +127,28 @@ def has_reason(event: EventData) -> bool:
 
 def reviews_done(event: EventData) -> bool:
     """全部审核单位均已作出审核意见."""
-    tasks = event.model.review_tasks
+    tasks = _m(event).review_tasks
     return bool(tasks) and all(status == "done" for status, _ in tasks)
 
 
 def reviews_all_pass(event: EventData) -> bool:
     """全部审核单位审核通过."""
-    return reviews_done(event) and all(d == "pass" for _, d in event.model.review_tasks)
+    return reviews_done(event) and all(d == "pass" for _, d in _m(event).review_tasks)
 
 
 def needs_confirmation(event: EventData) -> bool:
     """该类申请须经确认."""
-    return event.model.assessment.needs_confirmation
+    return _m(event).assessment.needs_confirmation
 
 
 def no_decide_task(event: EventData) -> bool:
     """尚未交由决定单位决定."""
-    return not event.model.decide_task_opened
+    return not _m(event).decide_task_opened
 
 
 def decision_ready(event: EventData) -> bool:
     """审核（及确认）已完成，可以作出决定."""
-    m = event.model
+    m = _m(event)
     if m.state == CaseState.CONFIRMED:
         return True
     return reviews_all_pass(event) and not m.assessment.needs_confirmation
@@ -152,7 +156,7 @@ def decision_ready(event: EventData) -> bool:
 
 def rules_allow_grant(event: EventData) -> bool:
     """审查规则认定符合条件."""
-    return event.model.assessment.decision in GRANTING
+    return _m(event).assessment.decision in GRANTING
 
 
 def amount_within_ceiling(event: EventData) -> bool:
@@ -164,12 +168,12 @@ def amount_within_ceiling(event: EventData) -> bool:
         value = Decimal(str(amount))
     except InvalidOperation:
         return False
-    return Decimal(0) <= value <= event.model.assessment.amount
+    return Decimal(0) <= value <= _m(event).assessment.amount
 
 
 def is_partial(event: EventData) -> bool:
     """部分准予: the rules or a cap cut the claim, or the decided amount is below the ceiling."""
-    a: Assessment = event.model.assessment
+    a: Assessment = _m(event).assessment
     if a.decision == Decision.PARTIALLY_GRANTED or event.kwargs.get("capped"):
         return True
     amount = _payload(event).get("amount")
@@ -180,7 +184,7 @@ def is_partial(event: EventData) -> bool:
 
 def has_amount_to_grant(event: EventData) -> bool:
     """补贴类须有可拨付的金额（封顶额度已用尽时不能准予）."""
-    if not event.model.assessment.pays_out:
+    if not _m(event).assessment.pays_out:
         return True
     granted = event.kwargs.get("granted")
     return granted is None or granted > 0
@@ -188,18 +192,18 @@ def has_amount_to_grant(event: EventData) -> bool:
 
 def pays_out(event: EventData) -> bool:
     """补贴类：须拨付资金."""
-    return event.model.assessment.pays_out
+    return _m(event).assessment.pays_out
 
 
 def no_payout(event: EventData) -> bool:
     """非补贴类：决定即生效，不拨付资金."""
-    return not event.model.assessment.pays_out
+    return not _m(event).assessment.pays_out
 
 
 def lift_pending(event: EventData) -> bool:
     """封管控尚未解除，顺延日期待定."""
-    return event.model.assessment.decision == Decision.EXTENDED_PENDING_LIFT and not (
-        event.model.lift_known
+    return _m(event).assessment.decision == Decision.EXTENDED_PENDING_LIFT and not (
+        _m(event).lift_known
     )
 
 
@@ -216,13 +220,21 @@ def has_lift_date(event: EventData) -> bool:
 
 # ---------------------------------------------------------------- the table
 S = CaseState
-OPEN_STATES = [s for s in CaseState if s not in FINAL_STATES and s != S.DRAFT]
-WITHDRAWABLE = [
+OPEN_STATES: list[CaseState] = [s for s in CaseState if s not in FINAL_STATES and s != S.DRAFT]
+WITHDRAWABLE: list[CaseState] = [
     s
     for s in OPEN_STATES
-    if s not in (S.PAYOUT_ORDERED, S.PAID, S.EFFECT_APPLIED, S.APPROVED, S.PARTIALLY_APPROVED)
+    if s
+    not in (
+        S.PAYOUT_ORDERED,
+        S.PAID,
+        S.EFFECT_APPLIED,
+        S.APPROVED,
+        S.PARTIALLY_APPROVED,
+        S.EXTENDED_PENDING_LIFT,  # granted already; only the lift date is awaited
+    )
 ]
-DECISION_SOURCES = [S.UNDER_REVIEW, S.CONFIRMED]
+DECISION_SOURCES: list[CaseState] = [S.UNDER_REVIEW, S.CONFIRMED]
 
 
 @dataclass(frozen=True)
@@ -243,7 +255,8 @@ def lifecycle_rows() -> list[Row]:
     n = NoticeKind
     return [
         Row("submit", S.DRAFT, S.SUBMITTED),
-        Row("accept", S.SUBMITTED, S.ACCEPTED, (acceptable,), Effects(notices=(n.ACCEPTANCE,)), auto=True),
+        Row("accept", S.SUBMITTED, S.ACCEPTED, (acceptable,),
+            Effects(notices=(n.ACCEPTANCE,)), auto=True),
         Row("refuse_acceptance", S.SUBMITTED, S.NOT_ACCEPTED, (not_acceptable,),
             Effects(notices=(n.NOT_ACCEPTED,)), auto=True),
         Row("request_correction", S.SUBMITTED, S.CORRECTION_REQUESTED, (has_items,),
@@ -256,7 +269,8 @@ def lifecycle_rows() -> list[Row]:
             Effects(notices=(n.MORE_INFO,))),
         Row("supply_info", S.MORE_INFO_REQUESTED, S.UNDER_REVIEW),
         Row("complete_reviews", S.UNDER_REVIEW, S.AWAITING_CONFIRMATION,
-            (reviews_all_pass, needs_confirmation), Effects(open_tasks=(TaskKind.CONFIRM,)), auto=True),
+            (reviews_all_pass, needs_confirmation), Effects(open_tasks=(TaskKind.CONFIRM,)),
+            auto=True),
         Row("complete_reviews", S.UNDER_REVIEW, S.UNDER_REVIEW, (reviews_done, no_decide_task),
             Effects(open_tasks=(TaskKind.DECIDE,)), auto=True),
         Row("confirm", S.AWAITING_CONFIRMATION, S.CONFIRMED, (),

@@ -115,7 +115,8 @@ def assess(
             label_zh="贷款贴息",
             gross=interest,
             ceiling=interest if eligible else zero,
-            formula_zh=f"利息{app.eligible_interest}元 × {percent(rate)}（上限{percent(p.interest_ceiling_rate.value)}）",
+            formula_zh=f"利息{app.eligible_interest}元 × {percent(rate)}"
+            f"（上限{percent(p.interest_ceiling_rate.value)}）",
             clause=p.interest_ceiling_rate.clause,
         ),
         Component(

@@ -20,6 +20,7 @@ from states.rules import (
     Component,
     Decision,
     Prior7Entry,
+    Route,
     TaskKind,
     no_double_benefit_check,
     route,
@@ -79,7 +80,8 @@ def assess(
             "tenants.industrial_direction",
             passed=True,
             reason_zh="减免对象须为符合区域产业发展方向的文化、科技等小微企业，由确认单位核实",
-            reason_en="tenants must be small/micro culture or tech firms; the confirming unit checks",
+            reason_en="tenants must be small/micro culture or tech firms; the confirming unit "
+            "checks",
             clause=p.tenant_clause,
             basis=Basis.INTERP,
         )
@@ -109,7 +111,8 @@ def assess(
             reason_zh=(
                 f"按{percent(p.rate.value)}计{gross}元，本园区/楼宇累计上限{cap}元，已获{prior}元，尚可补贴{remaining}元"
             ),
-            reason_en=f"{percent(p.rate.value)} gives {gross}; cap {cap}, already granted {prior}, remaining {remaining}",
+            reason_en=f"{percent(p.rate.value)} gives {gross}; cap {cap}, "
+            f"already granted {prior}, remaining {remaining}",
             clause=p.cap_per_property.clause,
         )
     )
@@ -128,7 +131,7 @@ def assess(
         partial_when_capped=True,
     )
     if prop.type == "municipal_cultural_industry_park":
-        reviews = (route(edition, TaskKind.REVIEW, p.park_unit),)
+        reviews: tuple[Route, ...] = (route(edition, TaskKind.REVIEW, p.park_unit),)
         confirm = route(edition, TaskKind.CONFIRM, p.park_unit)
     else:
         reviews = (

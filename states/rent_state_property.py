@@ -21,6 +21,7 @@ from states.rules import (
     Component,
     Decision,
     Prior7Entry,
+    Route,
     TaskKind,
     no_double_benefit_check,
     route,
@@ -190,7 +191,7 @@ def _assess_lease(
     ceiling = gross if eligible else Decimal("0.00")
     formula = f"{billable}个月 × 月租金{lease.monthly_rent}元"
     if months_in_year is not None and months_in_year < months:
-        formula += f"（2022年内租期仅{months_in_year}个月）"
+        formula += f"（{p.benefit_year.value}年内租期仅{months_in_year}个月）"
     component = Component(
         code="rent_reduction",
         label_zh="减免房屋租金",
@@ -202,7 +203,7 @@ def _assess_lease(
     supervisor_ref = p.supervisors.get(category) or (
         s.municipal_state_property_unit.value if category == "municipal_state" else None
     )
-    routes = ()
+    routes: tuple[Route, ...] = ()
     if supervisor_ref:
         r = route(edition, TaskKind.REVIEW, supervisor_ref)
         routes = (r, route(edition, TaskKind.DECIDE, supervisor_ref))

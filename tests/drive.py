@@ -11,7 +11,9 @@ from models.tables import Case, ReviewTask
 from states.engine import CaseEngine, FireResult
 
 
-def tasks(engine: CaseEngine, case_id: int, *, kind: str | None = None, status: str = "open") -> list[ReviewTask]:
+def tasks(
+    engine: CaseEngine, case_id: int, *, kind: str | None = None, status: str = "open"
+) -> list[ReviewTask]:
     with Session(engine.db) as s:
         stmt = select(ReviewTask).where(ReviewTask.case_id == case_id, ReviewTask.status == status)
         if kind:
@@ -31,15 +33,21 @@ def count(engine: CaseEngine, table: type[SQLModel]) -> int:
         return int(s.execute(select(func.count()).select_from(table)).scalar_one())
 
 
-def pass_reviews(engine: CaseEngine, case_id: int, decision: str = "pass", reason: str | None = None) -> FireResult | None:
+def pass_reviews(
+    engine: CaseEngine, case_id: int, decision: str = "pass", reason: str | None = None
+) -> FireResult | None:
     result = None
     for task in tasks(engine, case_id, kind="review"):
         assert task.id is not None
-        result = engine.decide_task(task.id, decision=decision, actor=f"reviewer:{task.bureau_code}", reason=reason)
+        result = engine.decide_task(
+            task.id, decision=decision, actor=f"reviewer:{task.bureau_code}", reason=reason
+        )
     return result
 
 
-def decide(engine: CaseEngine, case_id: int, *, approve: bool, payload: dict[str, Any] | None = None) -> FireResult:
+def decide(
+    engine: CaseEngine, case_id: int, *, approve: bool, payload: dict[str, Any] | None = None
+) -> FireResult:
     """Reviews pass (or fail), confirmation if the type needs it, then the decision."""
     pass_reviews(engine, case_id, "pass" if approve else "fail", None if approve else "不符合条件")
     if case(engine, case_id).state == "awaiting_confirmation":

@@ -36,7 +36,7 @@ def race(*calls: Callable[[], Any]) -> list[Any]:
         barrier.wait()
         try:
             results[i] = call()
-        except Exception as exc:  # noqa: BLE001 — the test inspects what each call raised
+        except Exception as exc:
             results[i] = exc
 
     threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
@@ -60,9 +60,10 @@ def test_two_fires_on_one_case_one_wins(engine: CaseEngine) -> None:
         case_id = ready_to_decide(engine, S.application("RENT-01"))
         version = case(engine, case_id).version
         results = race(
-            lambda: engine.fire(case_id, "approve", actor="a", expected_version=version),
-            lambda: engine.fire(case_id, "reject", actor="b", expected_version=version,
-                                payload={"reason": "材料不实"}),
+            lambda c=case_id, v=version: engine.fire(c, "approve", actor="a", expected_version=v),
+            lambda c=case_id, v=version: engine.fire(
+                c, "reject", actor="b", expected_version=v, payload={"reason": "材料不实"}
+            ),
         )
         wins = [r for r in results if not isinstance(r, Exception)]
         losses = [r for r in results if isinstance(r, Exception)]
@@ -117,7 +118,7 @@ def _approve_in_process(url: str, case_id: int, start: Any, out: Any) -> None:
     start.wait(60)
     try:
         out.put((case_id, engine.fire(case_id, "approve", actor="区政府").state))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         out.put((case_id, repr(exc)))
 
 
@@ -132,7 +133,9 @@ def test_cap_holds_across_processes_on_postgres(postgres_url: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(2)
     out = ctx.Queue()
-    procs = [ctx.Process(target=_approve_in_process, args=(postgres_url, c, start, out)) for c in (a, b)]
+    procs = [
+        ctx.Process(target=_approve_in_process, args=(postgres_url, c, start, out)) for c in (a, b)
+    ]
     for p in procs:
         p.start()
     results = dict(out.get(timeout=120) for _ in procs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -81,7 +82,15 @@ def test_refused_cases_cannot_be_approved_and_end_rejected(engine: CaseEngine, s
 
 def test_double_benefit_from_register_refuses(engine: CaseEngine) -> None:
     engine.import_prior7(
-        [Prior7Entry("91110101MA00DD7756", "state_property_rent", None, date(2022, 1, 1), date(2022, 3, 31))]
+        [
+            Prior7Entry(
+                "91110101MA00DD7756",
+                "state_property_rent",
+                None,
+                date(2022, 1, 1),
+                date(2022, 3, 31),
+            )
+        ]
     )
     application = S.application("RENT-06")
     application["enjoyed_under_7"] = False  # the register alone must catch it
@@ -131,7 +140,10 @@ def test_second_application_finds_cap_used_up(engine: CaseEngine) -> None:
     with pytest.raises(TransitionRefused) as refused:
         decide(engine, b.case_id, approve=True)
     assert "封顶额度已用尽" in refused.value.message_zh
-    assert engine.fire(b.case_id, "reject", actor="区政府", payload={"reason": "额度已用尽"}).state == "rejected"
+    assert (
+        engine.fire(b.case_id, "reject", actor="区政府", payload={"reason": "额度已用尽"}).state
+        == "rejected"
+    )
 
 
 def test_loan_more_information_loop_then_paid_order(engine: CaseEngine) -> None:
@@ -139,7 +151,12 @@ def test_loan_more_information_loop_then_paid_order(engine: CaseEngine) -> None:
     assert {t.unit for t in tasks(engine, case_id)} == {"区金融办金融发展科", "区国资委财务预算科"}
     engine.fire(case_id, "request_info", actor="reviewer", payload={"items": ["利息支付凭证"]})
     assert case(engine, case_id).state == "more_info_requested"
-    engine.fire(case_id, "supply_info", actor="applicant", payload={"facts": {"eligible_interest": "400000"}})
+    engine.fire(
+        case_id,
+        "supply_info",
+        actor="applicant",
+        payload={"facts": {"eligible_interest": "400000"}},
+    )
     assert case(engine, case_id).amount_ceiling == D(200000) + D(100000)  # re-assessed
     result = decide(engine, case_id, approve=True)
     assert result.state == "payout_ordered"
@@ -174,11 +191,16 @@ def test_licence_ex_officio_grant(engine: CaseEngine) -> None:
 def test_licence_pending_lift_then_lifted(engine: CaseEngine) -> None:
     application = S.application("LIC-02")
     del application["lockdown_lift_date"]
-    case_id = submit_one(engine, "LIC-02") if False else engine.submit(application, actor="a")[0].case_id
+    case_id = (
+        submit_one(engine, "LIC-02") if False else engine.submit(application, actor="a")[0].case_id
+    )
     result = decide(engine, case_id, approve=True)
     assert result.state == "extended_pending_lift"
     lifted = engine.fire(
-        case_id, "lockdown_lifted", actor="区市场监管局", payload={"facts": {"lockdown_lift_date": "2022-11-20"}}
+        case_id,
+        "lockdown_lifted",
+        actor="区市场监管局",
+        payload={"facts": {"lockdown_lift_date": "2022-11-20"}},
     )
     assert lifted.state == "closed"
     with Session(engine.db) as s:
@@ -228,13 +250,23 @@ def test_every_change_is_audited_with_version(engine: CaseEngine) -> None:
     case_id = submit_one(engine, "RENT-07")
     decide(engine, case_id, approve=True)
     with Session(engine.db) as s:
-        events = list(s.execute(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq)).scalars())
+        events = list(
+            s.execute(
+                select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq)
+            ).scalars()
+        )
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     chain = [(e.from_state, e.to_state) for e in events]
-    for (_, to), (frm, _) in zip(chain, chain[1:], strict=False):
+    for (_, to), (frm, _) in itertools.pairwise(chain):
         assert to == frm  # no gap in the history
     assert all(e.at.tzinfo is not None for e in events)
-    assert case(engine, case_id).version == 1 + len({(e.trigger, e.seq) for e in events if e.trigger in ("submit", "review_decided", "confirm", "approve")})
+    assert case(engine, case_id).version == 1 + len(
+        {
+            (e.trigger, e.seq)
+            for e in events
+            if e.trigger in ("submit", "review_decided", "confirm", "approve")
+        }
+    )
 
 
 def _notices(engine: CaseEngine, case_id: int) -> list[Notice]:

@@ -66,7 +66,11 @@ def test_state_property_amounts_and_supervisor(
     sid: str, amount: str, months: str, unit: str, contact: tuple[str, str], tmp_path: Path
 ) -> None:
     case = only(estimate(S.application(sid), tmp_path)[1])
-    assert money(case["amount"]) == money(amount) == money(S.by_id(sid)["expected"]["reduction_amount"])
+    assert (
+        money(case["amount"])
+        == money(amount)
+        == money(S.by_id(sid)["expected"]["reduction_amount"])
+    )
     assert case["effect"]["months"] == months
     assert unit in units(case, "review")
     route = next(r for r in case["routes"] if r["unit"] == unit)
@@ -144,7 +148,9 @@ def test_park_and_building_caps(sid: str, tmp_path: Path) -> None:
     assert money(case["amount"]) == money(expected["subsidy"])
     assert units(case, "decide") == ["区政府"]
     if sid == "RENT-09":
-        assert money(case["effect"]["cap_remaining_after"]) == money(expected["cap_remaining_after"])
+        assert money(case["effect"]["cap_remaining_after"]) == money(
+            expected["cap_remaining_after"]
+        )
         assert set(units(case, "review")) == {"东城园管委会企业处", "区投促中心战略发展部"}
     else:
         assert units(case, "review") == ["区文促中心事业部"]

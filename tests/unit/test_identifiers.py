@@ -19,8 +19,8 @@ from states.identifiers import (
     validate_uscc,
 )
 
-# shared/ sits beside the repository, locally and in CI.
-SCENARIOS = Path(__file__).resolve().parents[3] / "shared" / "domain" / "scenarios.yaml"
+# A copy of shared/domain/scenarios.yaml is kept with the tests (tests/data).
+SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios.yaml"
 DIGITS = "0123456789"
 
 # Every applicant and licensee USCC in scenarios.yaml, kept here so the test runs without it.
