@@ -216,3 +216,12 @@ def test_human_output_lists_checks(tmp_path: Path) -> None:
     result = runner.invoke(app, ["estimate", str(path)], env={"COLUMNS": "240"})
     assert result.exit_code == 0
     assert "不予" in result.stdout and "tenant.small_micro_or_individual" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "example", sorted((Path(__file__).parents[2] / "docs" / "examples").glob("*.json"))
+)
+def test_readme_examples_estimate(example: Path) -> None:
+    result = runner.invoke(app, ["estimate", str(example), "--json"])
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout)["ok"] is True
