@@ -85,6 +85,11 @@ class ReviewTask(SQLModel, table=True):
     created_at: datetime = Field(sa_type=AwareDateTime)
     decided_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
     decided_by: str | None = Field(default=None, max_length=120)
+    paused_on: date | None = Field(
+        default=None, description="the clock stopped this day (waiting on the applicant)"
+    )
+    reminded_on: date | None = None
+    escalated_on: date | None = None
 
 
 class CaseEvent(SQLModel, table=True):
@@ -133,8 +138,10 @@ class Payout(SQLModel, table=True):
     amount: Decimal = Field(sa_type=MoneyType)
     payer_bureau: str = Field(max_length=40)
     idempotency_key: str = Field(max_length=120, unique=True)
-    status: str = Field(default="ordered", max_length=20)
+    status: str = Field(default="ordered", max_length=20, description="ordered, sent, paid, failed")
     external_ref: str | None = Field(default=None, max_length=120)
+    attempts: int = 0
+    batch_ref: str | None = Field(default=None, max_length=60)
     created_at: datetime = Field(sa_type=AwareDateTime)
     updated_at: datetime = Field(sa_type=AwareDateTime)
 
@@ -223,4 +230,64 @@ class CreditExemptionRecord(SQLModel, table=True):
     case_id: int = Field(foreign_key="relief_case.id", unique=True)
     subject: str = Field(max_length=40)
     penalty_ref: str = Field(max_length=120)
+    at: datetime = Field(sa_type=AwareDateTime)
+
+
+class PayoutAttempt(SQLModel, table=True):
+    """拨付台账 — one row per attempt to pay, written before the treasury is called."""
+
+    __tablename__ = "payout_attempt"
+    __table_args__ = (UniqueConstraint("payout_id", "attempt_no"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    payout_id: int = Field(foreign_key="payout.id")
+    attempt_no: int
+    adapter: str = Field(max_length=20)
+    status: str = Field(max_length=20, description="sending, sent, paid, failed, found")
+    detail: str = ""
+    at: datetime = Field(sa_type=AwareDateTime)
+
+
+class PaymentBatch(SQLModel, table=True):
+    """支付指令批次 — a payment-instruction file; recorded before it is written."""
+
+    __tablename__ = "payment_batch"
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_ref: str = Field(max_length=60, unique=True)
+    status: str = Field(default="writing", max_length=20, description="writing, written")
+    path: str = Field(max_length=500)
+    payout_ids: list[int] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_type=AwareDateTime)
+
+
+class Incident(SQLModel, table=True):
+    """异常 — something an operator must look at (a payment or a notice that failed)."""
+
+    __tablename__ = "incident"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ref: str = Field(max_length=160, unique=True, description="what failed, e.g. payout:<key>")
+    kind: str = Field(max_length=40)
+    case_id: int | None = Field(default=None, foreign_key="relief_case.id")
+    message: str
+    status: str = Field(default="open", max_length=20)
+    created_at: datetime = Field(sa_type=AwareDateTime)
+
+
+class IntakeRecord(SQLModel, table=True):
+    """收件记录 — every row of an imported batch, valid or not, so nothing is lost."""
+
+    __tablename__ = "intake_record"
+    __table_args__ = (UniqueConstraint("batch_id", "row_no"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: str = Field(max_length=120)
+    row_no: int
+    status: str = Field(max_length=20, description="submitted or invalid")
+    case_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    errors: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     at: datetime = Field(sa_type=AwareDateTime)

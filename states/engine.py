@@ -47,10 +47,10 @@ from states.catalog import assess as assess_application
 from states.clock import Clock
 from states.edition import edition_by_id
 from states.labels import state_zh
-from states.lifecycle import CaseState, CaseSubject, Effects
+from states.lifecycle import CaseState, CaseSubject, Effects, NoticeKind
 from states.money import to_money
 from states.rules import Assessment, Component, Decision, Prior7Entry, Route, TaskKind
-from states.working_days import add_working_days
+from states.working_days import add_working_days, working_days_between
 
 log = logging.getLogger(__name__)
 
@@ -365,6 +365,60 @@ class CaseEngine:
             version = self._write(s, run, loaded_version=case.version)
             return self._result(case, run.steps, version=version, run=run)
 
+    def note_task(self, task_id: int, *, kind: str, actor: str) -> FireResult | None:
+        """SLA: remind a section of a task coming due, or escalate an overdue one to its head.
+
+        Written as a case event and a bureau notice in one transaction, once per task and
+        kind; returns None when the task is closed or was already reminded/escalated.
+        """
+        column = {"reminder": "reminded_on", "escalation": "escalated_on"}[kind]
+        notice_kind = {
+            "reminder": NoticeKind.TASK_REMINDER,
+            "escalation": NoticeKind.TASK_ESCALATION,
+        }[kind]
+        with self._tx() as s:
+            task = s.get(ReviewTask, task_id)
+            if task is None:
+                raise CaseNotFound(f"任务{task_id}不存在", f"no task {task_id}")
+            marked = s.exec(
+                update(ReviewTask)
+                .where(
+                    col(ReviewTask.id) == task_id,
+                    col(ReviewTask.status) == "open",
+                    col(ReviewTask.paused_on).is_(None),
+                    getattr(ReviewTask, column).is_(None),
+                )
+                .values({column: self.clock.today()})
+            )
+            if marked.rowcount != 1:
+                return None
+            case = self._load(s, task.case_id, None)
+            run = self._start_run(s, case, actor)
+            detail = {
+                "task_id": task_id,
+                "task_kind": task.kind,
+                "unit": task.unit,
+                "bureau": task.bureau_code,
+                "section": task.section_code,
+                "due_on": task.due_on,
+                "to": "section_head" if kind == "escalation" else "section",
+            }
+            self._record(run, Step(case.state, case.state, f"sla_{kind}"), detail, None)
+            assert case.id is not None
+            run.notices.append(
+                Notice(
+                    case_id=case.id,
+                    kind=notice_kind.value,
+                    audience="bureau",
+                    event_seq=run.next_seq - 1,
+                    payload=_jsonable(detail),
+                    idempotency_key=f"notice:{case.id}:task{task_id}:{notice_kind.value}",
+                    created_at=self.clock.now(),
+                )
+            )
+            version = self._write(s, run, loaded_version=case.version)
+            return self._result(case, run.steps, version=version, run=run)
+
     # ------------------------------------------------------------ pieces of a run
     def _replay(self, s: Session, request_key: str | None) -> FireResult | None:
         if not request_key:
@@ -591,6 +645,40 @@ class CaseEngine:
             )
         if effects.apply_effect:
             run.after_update.append(self._effect_record(run))
+        if effects.settle_payout:
+            settled = s.exec(
+                update(Payout)
+                .where(col(Payout.case_id) == run.case.id, col(Payout.status) != "paid")
+                .values(status="paid", external_ref=payload.get("external_ref"), updated_at=now)
+            )
+            if settled.rowcount != 1:
+                raise ConflictError("该案件的拨付已登记", f"payout of case {run.case.id} settled")
+        if effects.pause_clock:
+            s.exec(
+                update(ReviewTask)
+                .where(col(ReviewTask.case_id) == run.case.id, col(ReviewTask.status) == "open")
+                .values(paused_on=self.clock.today())
+            )
+        if effects.resume_clock:
+            self._resume_clock(s, run.case.id)
+
+    def _resume_clock(self, s: Session, case_id: int) -> None:
+        """Move each paused deadline on by the working days the applicant took."""
+        today = self.clock.today()
+        paused = s.exec(
+            select(ReviewTask).where(
+                col(ReviewTask.case_id) == case_id, col(ReviewTask.paused_on).is_not(None)
+            )
+        ).all()
+        for task in paused:
+            assert task.paused_on is not None and task.id is not None
+            stopped = working_days_between(task.paused_on, today)
+            due = add_working_days(task.due_on, stopped) if task.due_on else None
+            s.exec(
+                update(ReviewTask)
+                .where(col(ReviewTask.id) == task.id)
+                .values(due_on=due, paused_on=None)
+            )
 
     def _task(self, case_id: int, r: Route, kind: TaskKind) -> ReviewTask:
         days = {

@@ -60,6 +60,8 @@ NOTICE_ZH: dict[str, str] = {
     NoticeKind.EFFECT_APPLIED: "减免（豁免）生效告知书",
     NoticeKind.WITHDRAWN: "撤回确认通知",
     NoticeKind.EXPIRED: "终止办理告知书",
+    NoticeKind.TASK_REMINDER: "办理期限提醒",
+    NoticeKind.TASK_ESCALATION: "逾期督办通知",
 }
 
 

@@ -68,6 +68,11 @@ class NoticeKind(StrEnum):
     EFFECT_APPLIED = "effect_applied"  # 减免/豁免已生效告知
     WITHDRAWN = "withdrawn"  # 撤回确认
     EXPIRED = "expired"  # 终止办理告知
+    TASK_REMINDER = "task_reminder"  # 办理期限提醒（致承办科室）
+    TASK_ESCALATION = "task_escalation"  # 逾期督办（致科室负责人）
+
+
+BUREAU_NOTICES = frozenset({NoticeKind.TASK_REMINDER, NoticeKind.TASK_ESCALATION})
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,9 @@ class Effects:
     order_payout: bool = False
     apply_effect: bool = False
     grant: bool = False  # record the granted amount (and consume caps)
+    settle_payout: bool = False  # the payout order is paid (treasury reference in payload)
+    pause_clock: bool = False  # task deadlines stop while the applicant answers
+    resume_clock: bool = False  # deadlines move on by the working days paused
 
 
 @dataclass
@@ -266,8 +274,9 @@ def lifecycle_rows() -> list[Row]:
         Row("start_review", S.ACCEPTED, S.UNDER_REVIEW, (),
             Effects(open_tasks=(TaskKind.REVIEW,)), auto=True),
         Row("request_info", S.UNDER_REVIEW, S.MORE_INFO_REQUESTED, (has_items,),
-            Effects(notices=(n.MORE_INFO,))),
-        Row("supply_info", S.MORE_INFO_REQUESTED, S.UNDER_REVIEW),
+            Effects(notices=(n.MORE_INFO,), pause_clock=True)),
+        Row("supply_info", S.MORE_INFO_REQUESTED, S.UNDER_REVIEW, (),
+            Effects(resume_clock=True)),
         Row("complete_reviews", S.UNDER_REVIEW, S.AWAITING_CONFIRMATION,
             (reviews_all_pass, needs_confirmation), Effects(open_tasks=(TaskKind.CONFIRM,)),
             auto=True),
@@ -286,7 +295,8 @@ def lifecycle_rows() -> list[Row]:
             (has_reason,), Effects(close_tasks=True, notices=(n.DECISION_REFUSED,))),
         Row("order_payout", [S.APPROVED, S.PARTIALLY_APPROVED], S.PAYOUT_ORDERED, (pays_out,),
             Effects(order_payout=True), auto=True),
-        Row("record_payment", S.PAYOUT_ORDERED, S.PAID, (), Effects(notices=(n.PAYOUT,))),
+        Row("record_payment", S.PAYOUT_ORDERED, S.PAID, (),
+            Effects(notices=(n.PAYOUT,), settle_payout=True)),
         Row("apply_effect", [S.APPROVED, S.PARTIALLY_APPROVED], S.EFFECT_APPLIED,
             (no_payout, lift_resolved), Effects(apply_effect=True, notices=(n.EFFECT_APPLIED,)),
             auto=True),
