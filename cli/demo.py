@@ -1,14 +1,19 @@
-"""`relief demo` — a realistic batch on a fresh SQLite file, taken through every stage.
+"""`relief demo` — a realistic batch on a fresh SQLite file, every stage run through Prefect.
 
-The batch (cli/data/demo_batch.json) holds all four types: grants, rejections, a chain with
+The batch (cli/data/demo_batch.json) holds all four types: grants, refusals, a chain with
 three stores, a building whose second application finds its 1,000,000 cap used up, a loan
 case whose reviewer asks for more information, and late or out-of-scope filings. The demo
-plays the bureaus: each reviewer passes a case the rules allow and fails one they refuse.
+plays the people: bureaus decide as a careful reviewer would (pass what the rules allow, fail
+what they refuse, with the rules' reasons), the applicant answers the request for information,
+and the treasury pays every instruction. Each stage is a real Prefect flow run.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import shutil
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
@@ -17,114 +22,210 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
-from models.db import make_engine, migrate
-from models.settings import Settings
-from models.tables import Case, Notice, Payout, ReviewTask
+from models.settings import get_settings
+from models.tables import Case, Incident, Notice, Payout, ReviewTask
 from states.civil_dates import SHANGHAI
-from states.clock import Clock
-from states.engine import CaseEngine, TransitionRefused
 from states.labels import state_zh
 from states.rules import GRANTING, Decision
+from states.working_days import add_working_days
 
 BATCH = Path(__file__).parent / "data" / "demo_batch.json"
+LICENCES = Path(__file__).parent / "data" / "demo_licences.json"
 DEMO_NOW = datetime(2023, 1, 6, 9, 30, tzinfo=SHANGHAI)  # after every filing in the batch
-MORE_INFO_REF = "LOAN-01"
+MORE_INFO_CASE = 0  # index in the batch of the loan case (LOAN-01) whose reviewer asks for more
 
 console = Console()
 
 
+def _use_database(database: Path) -> None:
+    """Point settings (and so every flow) at the demo database and the demo clock."""
+    os.environ["RELIEF_DATABASE_URL"] = f"sqlite:///{database}"
+    os.environ["RELIEF_NOW"] = DEMO_NOW.isoformat()
+    os.environ["RELIEF_PAYMENT_DIR"] = str(database.parent / f"{database.stem}-payments")
+    get_settings.cache_clear()
+
+
 def run_demo(database: Path) -> dict[str, Any]:
-    """Build the demo database afresh, run the batch, print and return the summary."""
+    """Build the demo database afresh, run every stage, print and return the summary."""
+    import flows  # noqa: F401  (relief's Prefect defaults before Prefect loads)
+    from flows.bureau_decisions import DecisionsParams, bureau_decisions_flow
+    from flows.common import case_engine, heartbeats_off
+    from flows.intake import IntakeParams, intake_flow
+    from flows.licence_grant import LicenceGrantParams, licence_grant_flow
+    from flows.payout import PayoutParams, payout_flow
+    from flows.reconcile import ReconcileParams, reconcile_flow
+    from flows.sla import SlaParams, sla_flow
+
+    database = database.resolve()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
-    url = f"sqlite:///{database}"
-    migrate(url)
-    engine = CaseEngine(
-        make_engine(url), settings=Settings(database_url=url), clock=Clock(DEMO_NOW)
-    )
+    work = database.parent / f"{database.stem}-files"
+    _use_database(database)
+    for folder in (work, Path(get_settings().payment_dir)):  # nothing from an earlier demo
+        shutil.rmtree(folder, ignore_errors=True)
+    work.mkdir()
+    engine = case_engine()
     batch = json.loads(BATCH.read_text(encoding="utf-8"))
-    refs: dict[int, str] = {}
-    for item in batch:
-        for result in engine.submit(
-            item["application"], actor="operator:demo-import", request_key=f"demo:{item['ref']}"
-        ):
-            refs[result.case_id] = item["ref"]
-    for case_id, ref in refs.items():
-        _play_bureaus(engine, case_id, more_info=(ref == MORE_INFO_REF))
-    summary = _summary(engine)
+    applications = work / "applications.json"
+    applications.write_text(
+        json.dumps([item["application"] for item in batch], ensure_ascii=False), encoding="utf-8"
+    )
+    runs: list[str] = []
+
+    def step(label: str, call: Any) -> Any:
+        with console.status(f"flow {label} …"):
+            result = call()
+        runs.append(label)
+        console.print(f"[green]✓[/green] {label}: {_brief(result)}")
+        return result
+
+    with heartbeats_off():
+        step("intake", lambda: intake_flow(IntakeParams(file=applications, batch_id="demo")))
+        step("licence-grant", lambda: licence_grant_flow(LicenceGrantParams(file=LICENCES)))
+        soon = datetime.combine(
+            add_working_days(DEMO_NOW.date(), engine.settings.review_due_working_days - 1),
+            DEMO_NOW.timetz(),
+        )
+        step("sla-sweep", lambda: sla_flow(SlaParams(now=soon)))
+        _more_information(engine)
+        for n, kind in enumerate(("review", "confirm", "decide"), start=1):
+            rows = _rows(engine, kind)  # what the sections write once the last round is in
+            path = work / f"decisions-{n}.json"
+            path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+            result = step(
+                f"bureau-decisions #{n}",
+                lambda p=path, n=n: bureau_decisions_flow(
+                    DecisionsParams(file=p, batch_id=f"demo-decisions-{n}")
+                ),
+            )
+        if result.refused:  # an approval the engine refused (a cap used up): the decider rejects
+            rows = [
+                {
+                    "case_no": r["case_no"],
+                    "action": "reject",
+                    "reason": r["message"],
+                    "actor": "决定单位",
+                }
+                for r in result.refused
+            ]
+            path = work / "decisions-4.json"
+            path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+            step(
+                "bureau-decisions #4",
+                lambda: bureau_decisions_flow(
+                    DecisionsParams(file=path, batch_id="demo-decisions-4")
+                ),
+            )
+        step("payout", lambda: payout_flow(PayoutParams(adapter="file")))
+        reconciliation = _play_treasury(engine, work)
+        step("reconcile", lambda: reconcile_flow(ReconcileParams(file=reconciliation)))
+    summary = summarise(engine.db)
+    summary["flow_runs"] = runs
     _print(summary)
-    console.print(f"数据库 database: {database}")
+    console.print(f"database: {database} · files: {work}")
     return summary
 
 
-def _open_tasks(engine: CaseEngine, case_id: int) -> list[ReviewTask]:
+def _more_information(engine: Any) -> None:
+    """The loan reviewer asks for the interest certificate; the applicant supplies it."""
     with Session(engine.db) as s:
-        stmt = select(ReviewTask).where(ReviewTask.case_id == case_id, ReviewTask.status == "open")
-        return list(s.execute(stmt).scalars())
+        loan = s.exec(
+            select(Case)
+            .where(col(Case.case_type) == "loan_subsidy", col(Case.state) == "under_review")
+            .order_by(col(Case.id))
+        ).first()
+    if loan is None or loan.id is None:
+        return
+    engine.fire(
+        loan.id,
+        "request_info",
+        actor="区金融办金融发展科",
+        payload={"items": ["2022年贷款利息支付凭证（银行盖章）"]},
+        request_key=f"demo:info:{loan.id}",
+    )
+    engine.fire(
+        loan.id,
+        "supply_info",
+        actor="applicant",
+        payload={"facts": {"eligible_interest": loan.facts.get("eligible_interest", "0")}},
+        request_key=f"demo:supplied:{loan.id}",
+    )
 
 
-def _case(engine: CaseEngine, case_id: int) -> Case:
+def _rows(engine: Any, kind: str) -> list[dict[str, Any]]:
+    """What each bureau would write for its open tasks of one kind, from the rules' reasons."""
+    rows: list[dict[str, Any]] = []
     with Session(engine.db) as s:
-        case = s.get(Case, case_id)
-        assert case is not None
-        return case
-
-
-def _play_bureaus(engine: CaseEngine, case_id: int, *, more_info: bool) -> None:
-    """Each bureau acts as a careful reviewer would: on the rules' reasons."""
-    case = _case(engine, case_id)
-    allowed = Decision(case.decision) in GRANTING
-    failed = [c["reason_zh"] for c in case.assessment["checks"] if not c["passed"]]
-    if more_info and case.state == "under_review":
-        engine.fire(
-            case_id,
-            "request_info",
-            actor="reviewer:finance_office",
-            payload={"items": ["2022年贷款利息支付凭证（银行盖章）"]},
-        )
-        engine.fire(
-            case_id,
-            "supply_info",
-            actor="applicant",
-            payload={"facts": {"eligible_interest": "480000"}},
-        )
-    for task in _open_tasks(engine, case_id):
-        if task.kind == "review":
-            assert task.id is not None
-            engine.decide_task(
-                task.id,
-                decision="pass" if allowed else "fail",
-                actor=f"reviewer:{task.bureau_code}",
-                reason=None if allowed else "；".join(failed),
+        tasks = s.exec(
+            select(ReviewTask)
+            .where(col(ReviewTask.kind) == kind, col(ReviewTask.status) == "open")
+            .order_by(col(ReviewTask.id))
+        ).all()
+        for t in tasks:
+            case = s.get(Case, t.case_id)
+            assert case is not None
+            allowed = Decision(case.decision) in GRANTING
+            reasons = "；".join(
+                c["reason_zh"] for c in case.assessment["checks"] if not c["passed"]
             )
-    if _case(engine, case_id).state == "awaiting_confirmation":
-        engine.fire(case_id, "confirm", actor="confirmer")
-    if _case(engine, case_id).state in ("under_review", "confirmed"):
-        try:
-            engine.fire(case_id, "approve", actor="decider")
-        except TransitionRefused as refused:
-            reason = "；".join(failed or refused.reasons)
-            engine.fire(case_id, "reject", actor="decider", payload={"reason": reason})
+            unit = f"{t.bureau_code}.{t.section_code}" if t.section_code else t.bureau_code
+            row = {"case_no": case.case_no, "unit": unit, "actor": f"{t.unit}审核人"}
+            if kind == "review":
+                row.update(
+                    action="review_pass" if allowed else "review_fail", reason=reasons or None
+                )
+            elif kind == "confirm":
+                row.update(action="confirm")
+            else:
+                row.update(
+                    action="approve" if allowed else "reject", reason=None if allowed else reasons
+                )
+            rows.append(row)
+    return rows
 
 
-def _summary(engine: CaseEngine) -> dict[str, Any]:
-    with Session(engine.db) as s:
-        states = Counter(s.execute(select(Case.state)).scalars())
-        granted = s.execute(select(Case.amount_granted)).scalars()
-        payouts = list(s.execute(select(Payout)).scalars())
-        notices = s.execute(select(func.count()).select_from(Notice)).scalar_one()
-    total_granted = sum((g for g in granted if g is not None), Decimal("0.00"))
+def _play_treasury(engine: Any, work: Path) -> Path:
+    """The treasury pays every instruction it was sent and returns a reconciliation file."""
+    folder = Path(engine.settings.payment_dir)
+    out = work / "reconciliation.csv"
+    with out.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["idempotency_key", "status", "reference"])
+        for path in sorted(folder.glob("*.csv")):
+            with path.open(encoding="utf-8") as src:
+                for row in csv.DictReader(src):
+                    key = row["idempotency_key"]
+                    writer.writerow([key, "paid", f"GK-{key.split(':')[-1]}"])
+    return out
+
+
+def summarise(db: Any) -> dict[str, Any]:
+    """Cases by state, money and notices, straight from the database."""
+    with Session(db) as s:
+        states = Counter(s.exec(select(Case.state)).all())
+        granted = [g for g in s.exec(select(Case.amount_granted)).all() if g is not None]
+        payouts = s.exec(select(Payout)).all()
+        notices = s.exec(select(func.count()).select_from(Notice)).one()
+        incidents = s.exec(select(func.count()).select_from(Incident)).one()
+    zero = Decimal("0.00")
     return {
         "cases": sum(states.values()),
         "by_state": dict(states),
-        "granted": total_granted,
-        "payout_ordered": sum((p.amount for p in payouts), Decimal("0.00")),
-        "payouts": len(payouts),
-        "notices": notices,
+        "granted": sum(granted, zero),
+        "payout_ordered": sum((p.amount for p in payouts), zero),
+        "paid": sum((p.amount for p in payouts if p.status == "paid"), zero),
+        "payouts_paid": sum(1 for p in payouts if p.status == "paid"),
+        "notices": int(notices),
+        "incidents": int(incidents),
     }
+
+
+def _brief(result: Any) -> str:
+    data = result.model_dump(mode="json") if hasattr(result, "model_dump") else result
+    return ", ".join(f"{k}={v}" for k, v in data.items() if v not in (0, [], {}, None, ""))
 
 
 def _print(summary: dict[str, Any]) -> None:
@@ -137,6 +238,7 @@ def _print(summary: dict[str, Any]) -> None:
     console.print(table)
     console.print(
         f"cases {summary['cases']} · granted {summary['granted']} 元 · "
-        f"payouts ordered {summary['payouts']} ({summary['payout_ordered']} 元) · "
-        f"notices in outbox {summary['notices']}"
+        f"payouts ordered {summary['payout_ordered']} 元, paid {summary['paid']} 元 "
+        f"({summary['payouts_paid']} payments) · notices {summary['notices']} · "
+        f"incidents {summary['incidents']} · flow runs {len(summary['flow_runs'])}"
     )

@@ -13,6 +13,7 @@ import typer
 from sqlalchemy import select
 
 from cli import render
+from cli.flow_commands import flow_app
 from models.applications import CaseType
 from models.db import engine_for, migrate
 from models.input_errors import FieldError, InvalidApplication, parse_application
@@ -29,6 +30,7 @@ register_app = typer.Typer(help="Registers the rules read (东政办发〔2022�
 db_app = typer.Typer(help="The application database.")
 app.add_typer(register_app, name="register")
 app.add_typer(db_app, name="db")
+app.add_typer(flow_app, name="flow")
 
 EXIT_INVALID = 2
 EXIT_REFUSED = 3

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
+from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +37,36 @@ class Settings(BaseSettings):
     )
     decide_due_working_days: int = Field(
         default=20, ge=1, description="Working days for the decision task; as above."
+    )
+
+    chunk_size: int = Field(
+        default=200, ge=1, description="Cases per Prefect task: Prefect's cost is paid per chunk."
+    )
+    sla_remind_working_days: int = Field(
+        default=3, ge=0, description="Remind a section this many working days before a due date."
+    )
+    treasury_adapter: Literal["file", "http"] = Field(
+        default="file",
+        description="How payouts reach the treasury: a batch payment-instruction CSV file, "
+        "or an HTTP endpoint.",
+    )
+    payment_dir: Path = Field(
+        default=Path("payments"), description="Where the file adapter writes instruction files."
+    )
+    treasury_url: str | None = Field(
+        default=None, description="Base URL of the treasury endpoint for the http adapter."
+    )
+    payout_max_attempts: int = Field(
+        default=3, ge=1, description="Attempts per payment before it becomes an incident."
+    )
+    payout_retry_seconds: float = Field(
+        default=2.0, ge=0, description="Backoff between payment attempts (doubles each time)."
+    )
+    schedule_sla_minutes: float = Field(
+        default=60, gt=0, description="`relief serve`: minutes between SLA sweeps."
+    )
+    schedule_payout_minutes: float = Field(
+        default=15, gt=0, description="`relief serve`: minutes between payout batches."
     )
 
 

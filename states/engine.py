@@ -419,6 +419,11 @@ class CaseEngine:
             version = self._write(s, run, loaded_version=case.version)
             return self._result(case, run.steps, version=version, run=run)
 
+    def replay(self, request_key: str) -> FireResult | None:
+        """The earlier result of a request key, if that request was already carried out."""
+        with Session(self.db) as s:
+            return self._replay(s, request_key)
+
     # ------------------------------------------------------------ pieces of a run
     def _replay(self, s: Session, request_key: str | None) -> FireResult | None:
         if not request_key:

@@ -1,0 +1,100 @@
+"""`relief flow run NAME …` — operators run any stage as a real Prefect flow run."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+
+from cli import render
+
+flow_app = typer.Typer(help="Run the stages of casework as Prefect flows.", no_args_is_help=True)
+run_app = typer.Typer(help="Run one flow now and print what it did.", no_args_is_help=True)
+flow_app.add_typer(run_app, name="run")
+
+
+def _run(label: str, call: Any) -> BaseModel:
+    """Run a flow with heartbeats off and a progress spinner; print its summary."""
+    import flows  # noqa: F401  (applies relief's Prefect defaults before Prefect loads)
+    from flows.common import heartbeats_off
+
+    with render.console.status(f"running flow {label} …"), heartbeats_off():
+        summary: BaseModel = call()
+    table = render.Table(title=f"flow {label}")
+    table.add_column("")
+    table.add_column("")
+    for key, value in summary.model_dump(mode="json").items():
+        table.add_row(key, str(value))
+    render.console.print(table)
+    return summary
+
+
+@run_app.command("intake")
+def intake(
+    file: Annotated[Path, typer.Argument(help="JSON or CSV batch of applications")],
+    batch_id: Annotated[str | None, typer.Option(help="default: name + content hash")] = None,
+) -> None:
+    """Validate and submit a batch; every row's outcome is recorded."""
+    from flows.intake import IntakeParams, intake_flow
+
+    _run("intake", lambda: intake_flow(IntakeParams(file=file, batch_id=batch_id)))
+
+
+@run_app.command("decisions")
+def decisions(
+    file: Annotated[Path, typer.Argument(help="JSON or CSV rows of bureau actions")],
+    batch_id: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Apply a batch of review / confirm / approve / reject actions."""
+    from flows.bureau_decisions import DecisionsParams, bureau_decisions_flow
+
+    _run(
+        "bureau-decisions",
+        lambda: bureau_decisions_flow(DecisionsParams(file=file, batch_id=batch_id)),
+    )
+
+
+@run_app.command("payout")
+def payout(
+    adapter: Annotated[str | None, typer.Option(help="file or http (default: setting)")] = None,
+    endpoint: Annotated[str | None, typer.Option(help="treasury base URL (http)")] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="instruction folder (file)")] = None,
+) -> None:
+    """Pay every ordered payout exactly once."""
+    from flows.payout import PayoutParams, payout_flow
+
+    params = PayoutParams(adapter=adapter, endpoint=endpoint, out_dir=out_dir)  # type: ignore[arg-type]
+    _run("payout", lambda: payout_flow(params))
+
+
+@run_app.command("reconcile")
+def reconcile(
+    file: Annotated[Path, typer.Argument(help="CSV: idempotency_key,status,reference")],
+) -> None:
+    """Read the treasury's reconciliation file."""
+    from flows.reconcile import ReconcileParams, reconcile_flow
+
+    _run("reconcile", lambda: reconcile_flow(ReconcileParams(file=file)))
+
+
+@run_app.command("sla")
+def sla(
+    now: Annotated[datetime | None, typer.Option(help="sweep as of (ISO, with offset)")] = None,
+) -> None:
+    """Remind sections of tasks coming due; escalate overdue ones."""
+    from flows.sla import SlaParams, sla_flow
+
+    _run("sla-sweep", lambda: sla_flow(SlaParams(now=now)))
+
+
+@run_app.command("licence-grant")
+def licence_grant(
+    file: Annotated[Path, typer.Argument(help="register of licences, JSON or CSV")],
+) -> None:
+    """Grant the ex-officio +6-month extension to every licence in scope."""
+    from flows.licence_grant import LicenceGrantParams, licence_grant_flow
+
+    _run("licence-grant", lambda: licence_grant_flow(LicenceGrantParams(file=file)))

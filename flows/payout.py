@@ -1,0 +1,310 @@
+"""资金拨付 — pay approved subsidies exactly once.
+
+Exactly-once comes from our database, not from Prefect (PREFECT-NOTES.md: its retries and
+caching paid twice in crash tests). Each payout has a unique idempotency key; an attempt row is
+committed before the treasury is called; a run that finds an attempt whose outcome it never
+learned asks the treasury first and pays only if the treasury has no such payment. Marking the
+case paid (engine `record_payment`, request key `paid:<key>`) is one transaction with the payout
+row. A payment that keeps failing becomes an incident, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow, task
+from pydantic import BaseModel, Field
+from sqlmodel import Session, col, select
+
+from flows.common import case_engine, chunked
+from flows.treasury import FileTreasury, HttpTreasury, PaymentInstruction, TreasuryError
+from models.settings import get_settings
+from models.tables import Applicant, Case, Incident, PaymentBatch, Payout, PayoutAttempt
+from states.engine import CaseEngine
+
+
+class PayoutParams(BaseModel):
+    adapter: Literal["file", "http"] | None = Field(default=None, description="default: setting")
+    endpoint: str | None = Field(default=None, description="http adapter: treasury base URL")
+    out_dir: Path | None = Field(default=None, description="file adapter: instruction folder")
+
+
+class PayoutSummary(BaseModel):
+    adapter: str
+    considered: int = 0
+    paid: int = 0
+    sent_in_files: int = 0
+    files: list[str] = Field(default_factory=list)
+    failed: int = 0
+    incidents: int = 0
+
+
+# ---------------------------------------------------------------- shared pieces
+def instruction(s: Session, payout: Payout) -> PaymentInstruction:
+    case = s.get(Case, payout.case_id)
+    assert case is not None
+    applicant = s.get(Applicant, case.applicant_id)
+    assert applicant is not None
+    return PaymentInstruction(
+        idempotency_key=payout.idempotency_key,
+        case_no=case.case_no or "",
+        payee=applicant.identity,
+        payee_name=applicant.name,
+        amount=payout.amount,
+        payer_bureau=payout.payer_bureau,
+    )
+
+
+def record_attempt(
+    engine: CaseEngine, payout_id: int, attempt_no: int, adapter: str, status: str, detail: str = ""
+) -> None:
+    """Insert or update one ledger row, committed at once."""
+    with Session(engine.db) as s, s.begin():
+        row = s.exec(
+            select(PayoutAttempt).where(
+                col(PayoutAttempt.payout_id) == payout_id,
+                col(PayoutAttempt.attempt_no) == attempt_no,
+            )
+        ).first()
+        if row is None:
+            row = PayoutAttempt(
+                payout_id=payout_id,
+                attempt_no=attempt_no,
+                adapter=adapter,
+                status=status,
+                detail=detail,
+                at=engine.clock.now(),
+            )
+        else:
+            row.status, row.detail, row.at = status, detail, engine.clock.now()
+        s.add(row)
+        payout = s.get(Payout, payout_id)
+        assert payout is not None
+        payout.attempts = max(payout.attempts, attempt_no)
+        s.add(payout)
+
+
+def settle(engine: CaseEngine, payout: Payout, reference: str) -> None:
+    """The case is paid: one engine transaction marks the payout and the case."""
+    engine.fire(
+        payout.case_id,
+        "record_payment",
+        actor="treasury",
+        payload={"external_ref": reference},
+        request_key=f"paid:{payout.idempotency_key}",
+    )
+
+
+def give_up(engine: CaseEngine, payout: Payout, reason: str) -> bool:
+    """Mark the payout failed and open an incident for an operator (once)."""
+    with Session(engine.db) as s, s.begin():
+        row = s.get(Payout, payout.id)
+        assert row is not None
+        row.status = "failed"
+        s.add(row)
+        ref = f"payout:{payout.idempotency_key}"
+        if s.exec(select(Incident.id).where(col(Incident.ref) == ref)).first() is not None:
+            return False
+        s.add(
+            Incident(
+                ref=ref,
+                kind="payout_failed",
+                case_id=payout.case_id,
+                message=f"拨付失败，已重试{row.attempts}次：{reason}",
+                created_at=engine.clock.now(),
+            )
+        )
+    return True
+
+
+def attempts_of(engine: CaseEngine, payout_id: int) -> list[PayoutAttempt]:
+    with Session(engine.db) as s:
+        return list(
+            s.exec(
+                select(PayoutAttempt)
+                .where(col(PayoutAttempt.payout_id) == payout_id)
+                .order_by(col(PayoutAttempt.attempt_no))
+            ).all()
+        )
+
+
+# ---------------------------------------------------------------- http adapter
+def pay_one(engine: CaseEngine, treasury: HttpTreasury, payout_id: int) -> str:
+    """Pay one payout at most once; returns paid | failed | skipped."""
+    settings = engine.settings
+    with Session(engine.db) as s:
+        payout = s.get(Payout, payout_id)
+        assert payout is not None and payout.id is not None
+        if payout.status in ("paid", "failed"):
+            return "skipped"
+        instr = instruction(s, payout)
+    attempts = attempts_of(engine, payout.id)
+    last = attempts[-1] if attempts else None
+    if last is not None and last.status in ("paid", "found"):
+        settle(engine, payout, last.detail)  # crashed after the treasury answered
+        return "paid"
+    if last is not None and last.status == "sending":  # outcome never learned: ask first
+        reference = treasury.lookup(payout.idempotency_key)
+        if reference is not None:
+            record_attempt(engine, payout.id, last.attempt_no, "http", "found", reference)
+            settle(engine, payout, reference)
+            return "paid"
+        record_attempt(
+            engine,
+            payout.id,
+            last.attempt_no,
+            "http",
+            "failed",
+            "not received by the treasury (run interrupted)",
+        )
+    n = len(attempts)
+    reason = "no attempt left"
+    while n < settings.payout_max_attempts:
+        n += 1
+        record_attempt(engine, payout.id, n, "http", "sending")
+        try:
+            reference = treasury.pay(instr)
+        except TreasuryError as exc:
+            record_attempt(engine, payout.id, n, "http", "failed", str(exc))
+            reason = str(exc)
+            if not exc.transient:
+                break
+            if n < settings.payout_max_attempts:
+                time.sleep(settings.payout_retry_seconds * 2 ** (n - 1))
+            continue
+        record_attempt(engine, payout.id, n, "http", "paid", reference)
+        settle(engine, payout, reference)
+        return "paid"
+    give_up(engine, payout, reason)
+    return "failed"
+
+
+@task(retries=2, retry_delay_seconds=2)
+def pay_chunk(payout_ids: list[int], endpoint: str) -> dict[str, int]:
+    engine = case_engine()
+    treasury = HttpTreasury(endpoint)
+    out = {"paid": 0, "failed": 0, "skipped": 0}
+    for payout_id in payout_ids:
+        out[pay_one(engine, treasury, payout_id)] += 1
+    return out
+
+
+# ---------------------------------------------------------------- file adapter
+@task(retries=2, retry_delay_seconds=2)
+def write_payment_files(out_dir: str) -> dict[str, Any]:
+    """Finish any batch a crash left half-written, then write one for the new orders."""
+    engine = case_engine()
+    treasury = FileTreasury(Path(out_dir))
+    files: list[str] = []
+    sent = 0
+    with Session(engine.db) as s:
+        unfinished = [
+            b.id
+            for b in s.exec(select(PaymentBatch).where(col(PaymentBatch.status) == "writing")).all()
+        ]
+    for batch_id in unfinished:
+        assert batch_id is not None
+        files.append(str(_write_batch(engine, treasury, batch_id)))
+    with Session(engine.db) as s, s.begin():
+        new = list(
+            s.exec(
+                select(Payout)
+                .where(col(Payout.status) == "ordered", col(Payout.batch_ref).is_(None))
+                .order_by(col(Payout.id))
+            ).all()
+        )
+        if new:
+            now = engine.clock.now()
+            ref = f"PB-{now:%Y%m%d%H%M%S}-{new[0].id}"
+            batch = PaymentBatch(
+                batch_ref=ref,
+                status="writing",
+                path=str(treasury.path_for(ref)),
+                payout_ids=[p.id for p in new if p.id is not None],
+                created_at=now,
+            )
+            s.add(batch)
+            for p in new:
+                p.batch_ref = ref
+                s.add(p)
+            s.flush()
+            new_batch_id = batch.id
+    if new:
+        assert new_batch_id is not None
+        files.append(str(_write_batch(engine, treasury, new_batch_id)))
+        sent = len(new)
+    return {"files": files, "sent": sent}
+
+
+def _write_batch(engine: CaseEngine, treasury: FileTreasury, batch_id: int) -> Path:
+    """Write (or rewrite, identically) a recorded batch, then mark it and its payouts sent."""
+    with Session(engine.db) as s:
+        batch = s.get(PaymentBatch, batch_id)
+        assert batch is not None
+        payouts = [s.get(Payout, pid) for pid in batch.payout_ids]
+        instructions = [instruction(s, p) for p in payouts if p is not None]
+    path = treasury.write_batch(batch.batch_ref, instructions)
+    with Session(engine.db) as s, s.begin():
+        row = s.get(PaymentBatch, batch_id)
+        assert row is not None
+        row.status = "written"
+        s.add(row)
+        for pid in batch.payout_ids:
+            p = s.get(Payout, pid)
+            if p is not None and p.status == "ordered":
+                p.status = "sent"
+                p.attempts += 1
+                s.add(p)
+                s.add(
+                    PayoutAttempt(
+                        payout_id=pid,
+                        attempt_no=p.attempts,
+                        adapter="file",
+                        status="sent",
+                        detail=batch.batch_ref,
+                        at=engine.clock.now(),
+                    )
+                )
+    return path
+
+
+# ---------------------------------------------------------------- the flow
+@flow(name="payout", log_prints=False)
+def payout_flow(params: PayoutParams | None = None) -> PayoutSummary:
+    """Pay every ordered payout: by instruction file, or through the treasury's HTTP API."""
+    params = params or PayoutParams()
+    settings = get_settings()
+    adapter = params.adapter or settings.treasury_adapter
+    summary = PayoutSummary(adapter=adapter)
+    if adapter == "file":
+        out = write_payment_files(str(params.out_dir or settings.payment_dir))
+        summary.files, summary.sent_in_files = out["files"], out["sent"]
+        summary.considered = out["sent"]
+        return summary
+    endpoint = params.endpoint or settings.treasury_url
+    if not endpoint:
+        raise ValueError("the http treasury adapter needs RELIEF_TREASURY_URL or --endpoint")
+    engine = case_engine()
+    with Session(engine.db) as s:
+        ids = [
+            p.id
+            for p in s.exec(
+                select(Payout)
+                .where(col(Payout.status).in_(["ordered", "sent"]))
+                .order_by(col(Payout.id))
+            ).all()
+            if p.id is not None
+        ]
+    summary.considered = len(ids)
+    futures = [pay_chunk.submit(c, endpoint) for c in chunked(ids, settings.chunk_size)]
+    for fut in futures:
+        part = fut.result()
+        summary.paid += part["paid"]
+        summary.failed += part["failed"]
+    with Session(engine.db) as s:
+        summary.incidents = len(
+            s.exec(select(Incident.id).where(col(Incident.status) == "open")).all()
+        )
+    return summary

@@ -1,0 +1,72 @@
+"""办理时限 — the SLA sweep: remind a section before a task falls due, escalate when overdue.
+
+Deadlines are counted in Chinese working days and stop while the case waits on the applicant
+(paused tasks are skipped). Each reminder or escalation is a case event and a bureau notice,
+written once per task; a second sweep the same day does nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow, task
+from pydantic import BaseModel, Field
+from sqlmodel import Session, col, select
+
+from flows.common import case_engine, chunked
+from models.settings import get_settings
+from models.tables import ReviewTask
+from states.working_days import working_days_between
+
+
+class SlaParams(BaseModel):
+    now: datetime | None = Field(default=None, description="sweep as of this time (default: clock)")
+
+
+class SlaSummary(BaseModel):
+    open_tasks: int = 0
+    reminded: int = 0
+    escalated: int = 0
+
+
+@task(retries=2, retry_delay_seconds=2)
+def note_chunk(items: list[tuple[int, str]], now: datetime | None) -> dict[str, int]:
+    engine = case_engine(now=now)
+    out = {"reminder": 0, "escalation": 0}
+    for task_id, kind in items:
+        if engine.note_task(task_id, kind=kind, actor="sla-sweep") is not None:
+            out[kind] += 1
+    return out
+
+
+@flow(name="sla-sweep", log_prints=False)
+def sla_flow(params: SlaParams | None = None) -> SlaSummary:
+    """Find tasks coming due and overdue; remind and escalate them."""
+    params = params or SlaParams()
+    settings = get_settings()
+    engine = case_engine(now=params.now)
+    today = engine.clock.today()
+    with Session(engine.db) as s:
+        tasks = s.exec(
+            select(ReviewTask).where(
+                col(ReviewTask.status) == "open",
+                col(ReviewTask.paused_on).is_(None),
+                col(ReviewTask.due_on).is_not(None),
+            )
+        ).all()
+    work: list[tuple[int, str]] = []
+    for t in tasks:
+        assert t.id is not None and t.due_on is not None
+        if t.due_on < today:
+            if t.escalated_on is None:
+                work.append((t.id, "escalation"))
+        elif working_days_between(today, t.due_on) <= settings.sla_remind_working_days:
+            if t.reminded_on is None:
+                work.append((t.id, "reminder"))
+    summary = SlaSummary(open_tasks=len(tasks))
+    futures = [note_chunk.submit(c, params.now) for c in chunked(work, settings.chunk_size)]
+    for fut in futures:
+        part = fut.result()
+        summary.reminded += part["reminder"]
+        summary.escalated += part["escalation"]
+    return summary
