@@ -357,6 +357,15 @@ def db_upgrade() -> None:
 
 
 @app.command()
+def serve() -> None:
+    """Run the scheduled flows (SLA sweep, payout batches) until stopped."""
+    import flows  # noqa: F401  (relief's Prefect defaults before Prefect loads)
+    from flows.serve import serve_scheduled_flows
+
+    serve_scheduled_flows()
+
+
+@app.command()
 def demo(
     database: Annotated[Path, typer.Option(help="SQLite file to create afresh")] = Path(
         "relief-demo.db"

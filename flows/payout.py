@@ -11,6 +11,7 @@ row. A payment that keeps failing becomes an incident, never silently dropped.
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Literal
 
@@ -217,7 +218,7 @@ def write_payment_files(out_dir: str) -> dict[str, Any]:
         )
         if new:
             now = engine.clock.now()
-            ref = f"PB-{now:%Y%m%d%H%M%S}-{new[0].id}"
+            ref = f"PB-{now:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}"
             batch = PaymentBatch(
                 batch_ref=ref,
                 status="writing",

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     schedule_sla_minutes: float = Field(
         default=60, gt=0, description="`relief serve`: minutes between SLA sweeps."
     )
+    prefect_port: int = Field(
+        default=4200,
+        description="`relief serve` on embedded defaults: port of the local Prefect server "
+        "it starts on 127.0.0.1 (ignored when PREFECT_API_URL is set).",
+    )
     schedule_payout_minutes: float = Field(
         default=15, gt=0, description="`relief serve`: minutes between payout batches."
     )

@@ -105,3 +105,46 @@ def engine(db_url: str) -> Iterator[CaseEngine]:
 
 
 # --- end application database ---------------------------------------------------------------
+
+
+# --- Prefect ---------------------------------------------------------------------------------
+# One Prefect test harness (a real local Prefect server) for the whole session, with heartbeats
+# off: flows run for real, and Prefect's start-up cost is paid once (PREFECT-NOTES.md).
+
+import tempfile  # noqa: E402
+
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="relief-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[str]:
+    """Yields the harness's API URL, so subprocesses can use the same server."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.common import heartbeats_off
+
+    with prefect_test_harness(server_startup_timeout=120), heartbeats_off():
+        yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture
+def flow_db(
+    db_url: str, prefect_harness: str, monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> Iterator[str]:
+    """Point the flows' settings at this test's database (and a fixed clock)."""
+    from models.settings import get_settings
+
+    monkeypatch.setenv("RELIEF_DATABASE_URL", db_url)
+    monkeypatch.setenv("RELIEF_NOW", FIXED_NOW.isoformat())
+    monkeypatch.setenv("RELIEF_PAYMENT_DIR", f"{tmp_path}/payments")
+    monkeypatch.setenv("RELIEF_PAYOUT_RETRY_SECONDS", "0")
+    get_settings.cache_clear()
+    yield db_url
+    get_settings.cache_clear()
+
+
+# --- end Prefect -----------------------------------------------------------------------------
