@@ -98,3 +98,13 @@ def licence_grant(
     from flows.licence_grant import LicenceGrantParams, licence_grant_flow
 
     _run("licence-grant", lambda: licence_grant_flow(LicenceGrantParams(file=file)))
+
+
+@run_app.command("outbox")
+def outbox(
+    now: Annotated[datetime | None, typer.Option(help="deliver as of (ISO)")] = None,
+) -> None:
+    """Deliver every pending notice that is due."""
+    from flows.outbox import OutboxParams, outbox_flow
+
+    _run("outbox", lambda: outbox_flow(OutboxParams(now=now)))

@@ -259,6 +259,62 @@ def history(case: Annotated[str, typer.Argument(help="case number or id")]) -> N
 
 
 @app.command()
+def notices(
+    case: Annotated[str, typer.Argument(help="case number or id")],
+    show: Annotated[int | None, typer.Option(help="print the full text of this notice id")] = None,
+) -> None:
+    """A case's notices (document number, delivery status) and every delivery attempt."""
+    from sqlmodel import Session
+
+    from models.tables import Notice, NoticeDelivery
+
+    engine = _engine()
+    with Session(engine.db) as s:
+        c = _find_case(s, case)
+        rows = (
+            s.execute(select(Notice).where(Notice.case_id == c.id).order_by(Notice.id))
+            .scalars()
+            .all()
+        )
+        deliveries = {
+            n.id: s.execute(
+                select(NoticeDelivery)
+                .where(NoticeDelivery.notice_id == n.id)
+                .order_by(NoticeDelivery.id)
+            )
+            .scalars()
+            .all()
+            for n in rows
+        }
+    table = render.Table(title=f"{c.case_no} 通知书 notices")
+    for col_name in (
+        "id",
+        "文书 title",
+        "文号 number",
+        "to",
+        "status",
+        "attempts",
+        "送达记录 deliveries",
+    ):
+        table.add_column(col_name)
+    for n in rows:
+        history = "; ".join(
+            f"#{d.attempt_no} {d.channel} {d.status} {d.at:%m-%d %H:%M} {d.receipt[:40]}"
+            for d in deliveries[n.id]
+        )
+        table.add_row(
+            str(n.id), n.title, n.doc_number or "", n.recipient, n.status, str(n.attempts), history
+        )
+    render.console.print(table)
+    if show is not None:
+        chosen = next((n for n in rows if n.id == show), None)
+        if chosen is None:
+            render.err_console.print(f"[red]通知书{show}不属于该案件[/red]")
+            raise typer.Exit(EXIT_INVALID)
+        render.console.print(chosen.body_text, markup=False)
+
+
+@app.command()
 def review(
     task_id: Annotated[int, typer.Argument(help="review task id")],
     decision: Annotated[str, typer.Argument(help="pass or fail")],

@@ -1,10 +1,10 @@
 """`relief serve` — the scheduled flows in one long-running process (Prefect `serve`).
 
-SLA sweeps and payout batches run on intervals from the settings; the outbox delivery joins
-them with the notices issue. Schedules need Prefect's scheduler service, which Prefect's
-in-process (ephemeral) server does not run, so on embedded defaults `relief serve` starts a
-local `prefect server` (SQLite under PREFECT_HOME, bound to 127.0.0.1) as its child and stops
-it on exit. With PREFECT_API_URL set, the deployments register with that server instead.
+Outbox delivery, SLA sweeps and payout batches run on intervals from the settings. Schedules
+need Prefect's scheduler service, which Prefect's in-process (ephemeral) server does not run,
+so on embedded defaults `relief serve` starts a local `prefect server` (SQLite under
+PREFECT_HOME, bound to 127.0.0.1) as its child and stops it on exit. With PREFECT_API_URL set,
+the deployments register with that server instead.
 """
 
 from __future__ import annotations
@@ -30,11 +30,15 @@ log = logging.getLogger(__name__)
 
 def deployments() -> list[Any]:
     """Every scheduled flow as a deployment with its interval."""
+    from flows.outbox import outbox_flow
     from flows.payout import payout_flow
     from flows.sla import sla_flow
 
     settings = get_settings()
     return [
+        outbox_flow.to_deployment(
+            name="outbox-delivery", interval=timedelta(minutes=settings.schedule_outbox_minutes)
+        ),
         sla_flow.to_deployment(
             name="sla-sweep", interval=timedelta(minutes=settings.schedule_sla_minutes)
         ),

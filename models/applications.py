@@ -70,7 +70,16 @@ class Party(Strict):
     operator_name: str | None = Field(default=None, description="经营者 (individual business)")
     kind: ApplicantKind = ApplicantKind.ENTERPRISE
     size: EnterpriseSize | None = None
-    email: str | None = Field(default=None, description="notice channel: e-mail address")
+    email: str | None = Field(default=None, max_length=200, description="通知邮箱 (e-mail)")
+    phone: str | None = Field(default=None, max_length=40, description="手机号 (SMS gateway)")
+    notify: list[Literal["email", "sms", "wecom", "dingtalk", "feishu"]] | None = Field(
+        default=None,
+        description="channels for notices; default: e-mail if an address is given. Every "
+        "notice is also on the status page.",
+    )
+    im_url: str | None = Field(
+        default=None, max_length=500, description="the applicant's WeCom/DingTalk/Feishu bot URL"
+    )
 
     @field_validator("uscc")
     @classmethod

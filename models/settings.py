@@ -26,6 +26,24 @@ class Settings(BaseSettings):
         description="Fix the system clock (ISO 8601 with offset) for demos and tests; "
         "unset means the real time in Asia/Shanghai.",
     )
+    intake_review: bool = Field(
+        default=False,
+        description="false: the rules accept or refuse an application at once (即申即享); true: an "
+        "intake officer accepts, accepts with deferred materials (容缺), requests a correction "
+        "(补正) or refuses, on an intake task.",
+    )
+    applicant_reply_working_days: int = Field(
+        default=10,
+        ge=1,
+        description="Deadline printed on 补正 / 容缺 / 补充材料 notices when the officer gives "
+        "none. The document sets none; 10 working days is our default (a PROPOSAL).",
+    )
+    intake_due_working_days: int = Field(
+        default=5,
+        ge=1,
+        description="Working days for an intake task: 行政许可法第三十二条 (补正 on the spot or "
+        "within five days).",
+    )
     review_due_working_days: int = Field(
         default=20,
         ge=1,
@@ -61,6 +79,29 @@ class Settings(BaseSettings):
     )
     payout_retry_seconds: float = Field(
         default=2.0, ge=0, description="Backoff between payment attempts (doubles each time)."
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server for e-mail notices")
+    smtp_port: int = Field(default=25, description="SMTP port")
+    smtp_starttls: bool = Field(default=False, description="use STARTTLS")
+    smtp_user: str | None = Field(default=None, description="SMTP login, if the server needs one")
+    smtp_password: str | None = Field(default=None, description="SMTP password")
+    mail_from: str = Field(default="relief@localhost", description="sender address of notices")
+    sms_webhook_url: str | None = Field(
+        default=None, description="the SMS gateway's JSON webhook (POST, Idempotency-Key header)"
+    )
+    bureau_emails: dict[str, str] = Field(
+        default_factory=dict,
+        description='where bureau notices go, JSON: {"samr.credit": "credit@…", '
+        '"samr.credit#head": "head@…"}; a section without one sees them in its tasklist.',
+    )
+    notice_max_attempts: int = Field(
+        default=5, ge=1, description="delivery attempts before a notice becomes an incident"
+    )
+    notice_retry_seconds: float = Field(
+        default=60, ge=0, description="wait before the next attempt (doubles each time)"
+    )
+    schedule_outbox_minutes: float = Field(
+        default=1, gt=0, description="`relief serve`: minutes between outbox deliveries."
     )
     schedule_sla_minutes: float = Field(
         default=60, gt=0, description="`relief serve`: minutes between SLA sweeps."

@@ -29,6 +29,13 @@ class Applicant(SQLModel, table=True):
     kind: str = Field(max_length=30)
     size: str | None = Field(default=None, max_length=10)
     email: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+    notify: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, server_default="[]"),
+        description="channels the applicant chose: email, sms, wecom, dingtalk, feishu",
+    )
+    im_url: str | None = Field(default=None, max_length=500, description="bot/webhook URL")
     created_at: datetime = Field(sa_type=AwareDateTime)
 
 
@@ -122,10 +129,21 @@ class Notice(SQLModel, table=True):
     audience: str = Field(default="applicant", max_length=20)
     event_seq: int
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: str = Field(default="pending", max_length=20)
+    status: str = Field(
+        default="pending", max_length=20, description="pending, delivered, no_channel, failed"
+    )
     idempotency_key: str = Field(max_length=160, unique=True)
     attempts: int = 0
     created_at: datetime = Field(sa_type=AwareDateTime)
+    doc_number: str | None = Field(default=None, max_length=60, description="东X〔2022〕12号")
+    issuer: str = Field(default="", max_length=120)
+    recipient: str = Field(default="", max_length=200, description="who it is addressed to")
+    title: str = Field(default="", max_length=120)
+    body_text: str = Field(default="", description="rendered once, never re-rendered")
+    body_html: str = ""
+    content_hash: str = Field(default="", max_length=64, description="sha256 of title + text")
+    next_attempt_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
 
 
 class Payout(SQLModel, table=True):
@@ -290,4 +308,29 @@ class IntakeRecord(SQLModel, table=True):
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
     raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    at: datetime = Field(sa_type=AwareDateTime)
+
+
+class DocSerial(SQLModel, table=True):
+    """发文字号 — the last serial an issuer used in a year (locked while a notice is numbered)."""
+
+    __tablename__ = "doc_serial"
+
+    prefix: str = Field(primary_key=True, max_length=20)
+    year: int = Field(primary_key=True)
+    last: int = 0
+
+
+class NoticeDelivery(SQLModel, table=True):
+    """送达记录 — every attempt to deliver a notice on a channel, with the receipt."""
+
+    __tablename__ = "notice_delivery"
+    __table_args__ = (Index("ix_delivery_notice", "notice_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    notice_id: int = Field(foreign_key="notice.id")
+    channel: str = Field(max_length=20)
+    attempt_no: int
+    status: str = Field(max_length=20, description="sending, delivered, failed")
+    receipt: str = ""
     at: datetime = Field(sa_type=AwareDateTime)

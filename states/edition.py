@@ -70,6 +70,7 @@ class Section(Frozen):
 class Bureau(Frozen):
     code: str
     name: str
+    doc_prefix: str = Field(description="issuer code of document numbers (PROPOSAL)")
     sections: list[Section]
 
 
@@ -94,6 +95,17 @@ OwnerCategory = Literal[
     "collective",
     "non_state",
 ]
+
+
+class NoticeParams(Frozen):
+    """What a decision notice must tell: the remedy periods (statutory) and bodies."""
+
+    reconsideration_days: Sourced[int]
+    lawsuit_months: Sourced[int]
+    reconsideration_body: str
+    court: str
+    correction_consequence: str
+    deferred_consequence: str
 
 
 class RentStatePropertyParams(Frozen):
@@ -198,6 +210,7 @@ class Edition(Frozen):
     no_double_benefit: NoDoubleBenefit
     money: MoneyRule
     bureaus: list[Bureau]
+    notices: NoticeParams
     rent_state_property: RentStatePropertyParams
     rent_incubator_subsidy: IncubatorSubsidyParams
     rent_park_subsidy: ParkSubsidyParams

@@ -42,12 +42,16 @@ from models.tables import (
     RentWaiverRecord,
     ReviewTask,
 )
+from notifications.context import NoticeInput, issuer_route
+from notifications.context import build as build_notice_context
+from notifications.doc_numbers import next_doc_number
+from notifications.render import render_notice
 from states.catalog import CaseTypeSpec, spec_for
 from states.catalog import assess as assess_application
 from states.clock import Clock
 from states.edition import edition_by_id
 from states.labels import state_zh
-from states.lifecycle import CaseState, CaseSubject, Effects, NoticeKind
+from states.lifecycle import BUREAU_NOTICES, CaseState, CaseSubject, Effects, NoticeKind
 from states.money import to_money
 from states.rules import Assessment, Component, Decision, Prior7Entry, Route, TaskKind
 from states.working_days import add_working_days, working_days_between
@@ -56,6 +60,19 @@ log = logging.getLogger(__name__)
 
 FACT_TRIGGERS = frozenset({"resubmit", "supply_info", "confirm", "lockdown_lifted"})
 MAX_AUTO_STEPS = 20
+REPLY_NOTICES = frozenset(
+    {NoticeKind.CORRECTION, NoticeKind.DEFERRED_ACCEPTANCE, NoticeKind.MORE_INFO}
+)
+# what closing a case's open tasks records, by trigger; other triggers cancel them
+CLOSING_DECISIONS = {
+    "approve": "approve",
+    "reject": "reject",
+    "confirm": "confirmed",
+    "accept": "accept",
+    "accept_deferred": "accept_deferred",
+    "request_correction": "correction",
+    "refuse_acceptance": "refuse",
+}
 
 
 # ---------------------------------------------------------------- errors
@@ -240,6 +257,11 @@ class CaseEngine:
             kind=party.kind.value,
             size=party.size.value if party.size else None,
             email=party.email,
+            phone=party.phone,
+            notify=list(party.notify)
+            if party.notify is not None
+            else (["email"] if party.email else []),
+            im_url=party.im_url,
             created_at=self.clock.now(),
         )
         s.add(row)
@@ -406,15 +428,7 @@ class CaseEngine:
             self._record(run, Step(case.state, case.state, f"sla_{kind}"), detail, None)
             assert case.id is not None
             run.notices.append(
-                Notice(
-                    case_id=case.id,
-                    kind=notice_kind.value,
-                    audience="bureau",
-                    event_seq=run.next_seq - 1,
-                    payload=_jsonable(detail),
-                    idempotency_key=f"notice:{case.id}:task{task_id}:{notice_kind.value}",
-                    created_at=self.clock.now(),
-                )
+                self._issue_notice(s, run, notice_kind, {}, run.next_seq - 1, task=detail)
             )
             version = self._write(s, run, loaded_version=case.version)
             return self._result(case, run.steps, version=version, run=run)
@@ -460,6 +474,8 @@ class CaseEngine:
             review_tasks=[(t.status, t.decision) for t in task_rows if t.kind == "review"],
             decide_task_opened=any(t.kind == "decide" for t in task_rows),
             lift_known=bool(case.facts.get("lockdown_lift_date")),
+            manual_intake=self.settings.intake_review,
+            intake_task_open=any(t.kind == "intake" and t.status == "open" for t in task_rows),
         )
         return _Run(
             case=case,
@@ -587,9 +603,8 @@ class CaseEngine:
         now = self.clock.now()
         seq = run.next_seq - 1
         if effects.close_tasks:
-            decision = {"approve": "approve", "reject": "reject", "confirm": "confirmed"}.get(
-                run.steps[-1].trigger
-            )
+            run.subject.intake_task_open = False
+            decision = CLOSING_DECISIONS.get(run.steps[-1].trigger)
             s.execute(
                 update(ReviewTask)
                 .where(col(ReviewTask.case_id) == run.case.id, col(ReviewTask.status) == "open")
@@ -605,6 +620,11 @@ class CaseEngine:
                 ("done" if st == "open" else st, d) for st, d in run.subject.review_tasks
             ]
         for kind in effects.open_tasks:
+            if kind == TaskKind.INTAKE:  # the first reviewing section also receives the case
+                intake = next(r for r in run.subject.assessment.routes if r.kind == TaskKind.REVIEW)
+                run.new_tasks.append(self._task(run.case.id, intake, kind))
+                run.subject.intake_task_open = True
+                continue
             for r in run.subject.assessment.routes:
                 if r.kind == kind:
                     run.new_tasks.append(self._task(run.case.id, r, kind))
@@ -613,25 +633,7 @@ class CaseEngine:
                     if kind == TaskKind.DECIDE:
                         run.subject.decide_task_opened = True
         for notice in effects.notices:
-            run.notices.append(
-                Notice(
-                    case_id=run.case.id,
-                    kind=notice.value,
-                    audience="applicant",
-                    event_seq=seq,
-                    payload=_jsonable(
-                        {
-                            "state": run.subject.state,
-                            "decision": run.subject.assessment.decision.value,
-                            "granted": run.changes.get("amount_granted"),
-                            "items": payload.get("items"),
-                            "reason": payload.get("reason"),
-                        }
-                    ),
-                    idempotency_key=f"notice:{run.case.id}:{seq}:{notice.value}",
-                    created_at=now,
-                )
-            )
+            run.notices.append(self._issue_notice(s, run, notice, payload, seq))
         if effects.order_payout:
             amount = run.changes.get("amount_granted", run.case.amount_granted)
             assert amount is not None, "a payout follows a grant"
@@ -667,6 +669,84 @@ class CaseEngine:
         if effects.resume_clock:
             self._resume_clock(s, run.case.id)
 
+    def _issue_notice(
+        self,
+        s: Session,
+        run: _Run,
+        kind: NoticeKind,
+        payload: dict[str, Any],
+        seq: int,
+        *,
+        task: dict[str, Any] | None = None,
+    ) -> Notice:
+        """Number, render and hash a notice now; the outbox keeps it unchanged."""
+        case, a = run.case, run.subject.assessment
+        assert case.id is not None
+        edition = edition_by_id(case.edition_id)
+        today = self.clock.today()
+        to_bureau = kind in BUREAU_NOTICES
+        number = None
+        if not to_bureau:
+            issuer = issuer_route(kind, a)
+            prefix = edition.bureau(issuer.bureau_code if issuer else "district_government")
+            number = next_doc_number(s, prefix.doc_prefix, today.year)
+        deadline = None
+        if kind in REPLY_NOTICES:
+            given = payload.get("deadline")
+            deadline = (
+                date.fromisoformat(str(given))
+                if given
+                else add_working_days(today, self.settings.applicant_reply_working_days)
+            )
+        items = payload.get("items") or []
+        inp = NoticeInput(
+            kind=kind,
+            case_no=case.case_no or "",
+            case_type=case.case_type,
+            query_code=case.query_code,
+            filed_on=case.filed_on,
+            issued_on=today,
+            facts=run.changes.get("facts", case.facts),
+            assessment=a,
+            edition=edition,
+            doc_number=number,
+            granted=run.changes.get("amount_granted", case.amount_granted),
+            items=[str(i) for i in items],
+            reason=payload.get("reason"),
+            deadline=deadline,
+            reference=payload.get("external_ref"),
+            task=_jsonable(task or {}),
+            working_days=self.settings.review_due_working_days,
+        )
+        context = build_notice_context(inp)
+        rendered = render_notice(kind.value, context)
+        return Notice(
+            case_id=case.id,
+            kind=kind.value,
+            audience="bureau" if to_bureau else "applicant",
+            event_seq=seq,
+            payload=_jsonable(
+                {
+                    "state": run.subject.state,
+                    "decision": a.decision.value,
+                    "items": items or None,
+                    "reason": payload.get("reason"),
+                    "deadline": deadline,
+                    **(task or {}),
+                }
+            ),
+            idempotency_key=f"notice:{case.id}:{seq}:{kind.value}"
+            + (f":task{task['task_id']}" if task else ""),
+            created_at=self.clock.now(),
+            doc_number=number,
+            issuer=context["issuer"]["unit"],
+            recipient=context["task"].get("unit") if to_bureau else context["recipient"],
+            title=rendered.title,
+            body_text=rendered.text,
+            body_html=rendered.html,
+            content_hash=rendered.content_hash,
+        )
+
     def _resume_clock(self, s: Session, case_id: int) -> None:
         """Move each paused deadline on by the working days the applicant took."""
         today = self.clock.today()
@@ -689,6 +769,7 @@ class CaseEngine:
         days = {
             TaskKind.REVIEW: self.settings.review_due_working_days,
             TaskKind.CONFIRM: self.settings.confirm_due_working_days,
+            TaskKind.INTAKE: self.settings.intake_due_working_days,
         }.get(kind, self.settings.decide_due_working_days)
         today = self.clock.today()
         return ReviewTask(

@@ -40,6 +40,7 @@ DECISION_ZH: dict[str, str] = {
 }
 
 TASK_ZH: dict[str, str] = {
+    TaskKind.INTAKE: "受理",
     TaskKind.REVIEW: "审核",
     TaskKind.CONFIRM: "确认",
     TaskKind.DECIDE: "决定",
@@ -49,6 +50,7 @@ TASK_ZH: dict[str, str] = {
 
 NOTICE_ZH: dict[str, str] = {
     NoticeKind.ACCEPTANCE: "受理通知书",
+    NoticeKind.DEFERRED_ACCEPTANCE: "容缺受理通知书",
     NoticeKind.CORRECTION: "补正材料通知书",
     NoticeKind.NOT_ACCEPTED: "不予受理通知书",
     NoticeKind.MORE_INFO: "补充材料通知书",
@@ -57,7 +59,6 @@ NOTICE_ZH: dict[str, str] = {
     NoticeKind.DECISION_REFUSED: "不予决定书",
     NoticeKind.PAYOUT: "资金拨付通知书",
     NoticeKind.EXTENSION: "有效期顺延告知书",
-    NoticeKind.EFFECT_APPLIED: "减免（豁免）生效告知书",
     NoticeKind.WITHDRAWN: "撤回确认通知",
     NoticeKind.EXPIRED: "终止办理告知书",
     NoticeKind.TASK_REMINDER: "办理期限提醒",

@@ -14,15 +14,19 @@ from models.applications import LicenceExtensionApplication
 from states.civil_dates import add_days, add_months
 from states.edition import Basis, Edition
 from states.lifecycle import (
+    DECISION_SOURCES,
     CaseState,
     EffectOnlyMachine,
     Effects,
     NoticeKind,
     Row,
+    amount_within_ceiling,
+    decision_ready,
     has_lift_date,
     lift_pending,
     lift_resolved,
     no_payout,
+    rules_allow_grant,
 )
 from states.rules import Assessment, Check, Decision, Prior7Entry, TaskKind, route, window_check
 
@@ -32,6 +36,10 @@ MACHINE = EffectOnlyMachine(
     needs_confirmation=False,
     extra=(
         Row("grant_ex_officio", S.DRAFT, S.APPROVED, (), Effects(grant=True)),
+        # the 有效期顺延告知书 is the licensee's notice; an approval issues no second one
+        Row("approve", DECISION_SOURCES, S.APPROVED,
+            (decision_ready, rules_allow_grant, amount_within_ceiling),
+            Effects(close_tasks=True, grant=True)),
         Row("await_lift", [S.APPROVED, S.PARTIALLY_APPROVED], S.EXTENDED_PENDING_LIFT,
             (no_payout, lift_pending), Effects(notices=(NoticeKind.EXTENSION,)), auto=True),
         Row("apply_effect", [S.APPROVED, S.PARTIALLY_APPROVED], S.EFFECT_APPLIED,

@@ -57,6 +57,7 @@ class NoticeKind(StrEnum):
     """通知书种类 — the notices a transition owes the applicant or a bureau."""
 
     ACCEPTANCE = "acceptance"  # 受理通知书
+    DEFERRED_ACCEPTANCE = "deferred_acceptance"  # 容缺受理通知书
     CORRECTION = "correction"  # 补正材料通知书
     NOT_ACCEPTED = "not_accepted"  # 不予受理通知书
     MORE_INFO = "more_info"  # 补充材料通知
@@ -65,7 +66,6 @@ class NoticeKind(StrEnum):
     DECISION_REFUSED = "decision_refused"  # 不予决定书
     PAYOUT = "payout"  # 资金拨付通知书
     EXTENSION = "extension"  # 有效期顺延告知书
-    EFFECT_APPLIED = "effect_applied"  # 减免/豁免已生效告知
     WITHDRAWN = "withdrawn"  # 撤回确认
     EXPIRED = "expired"  # 终止办理告知
     TASK_REMINDER = "task_reminder"  # 办理期限提醒（致承办科室）
@@ -100,6 +100,8 @@ class CaseSubject:
     decide_task_opened: bool = False
     granted: Decimal | None = None
     lift_known: bool = False
+    manual_intake: bool = False  # an intake officer accepts (setting RELIEF_INTAKE_REVIEW)
+    intake_task_open: bool = False
 
 
 # ---------------------------------------------------------------- guards (read, never write)
@@ -119,6 +121,26 @@ def acceptable(event: EventData) -> bool:
 def not_acceptable(event: EventData) -> bool:
     """规则认定不属于受理范围."""
     return not acceptable(event)
+
+
+def auto_intake(event: EventData) -> bool:
+    """即申即享：规则直接受理，无需受理人员."""
+    return not _m(event).manual_intake
+
+
+def manual_intake(event: EventData) -> bool:
+    """由受理人员受理."""
+    return _m(event).manual_intake
+
+
+def no_open_intake_task(event: EventData) -> bool:
+    """尚未交受理人员办理."""
+    return not _m(event).intake_task_open
+
+
+def refusal_grounds(event: EventData) -> bool:
+    """不予受理须有理由：规则认定不属于受理范围，或受理人员说明理由."""
+    return not_acceptable(event) or has_reason(event)
 
 
 def has_items(event: EventData) -> bool:
@@ -263,12 +285,22 @@ def lifecycle_rows() -> list[Row]:
     n = NoticeKind
     return [
         Row("submit", S.DRAFT, S.SUBMITTED),
-        Row("accept", S.SUBMITTED, S.ACCEPTED, (acceptable,),
+        # 即申即享: the rules accept or refuse at once (default) ...
+        Row("auto_accept", S.SUBMITTED, S.ACCEPTED, (auto_intake, acceptable),
             Effects(notices=(n.ACCEPTANCE,)), auto=True),
-        Row("refuse_acceptance", S.SUBMITTED, S.NOT_ACCEPTED, (not_acceptable,),
+        Row("auto_refuse", S.SUBMITTED, S.NOT_ACCEPTED, (auto_intake, not_acceptable),
             Effects(notices=(n.NOT_ACCEPTED,)), auto=True),
-        Row("request_correction", S.SUBMITTED, S.CORRECTION_REQUESTED, (has_items,),
-            Effects(notices=(n.CORRECTION,))),
+        # ... or an intake officer does (RELIEF_INTAKE_REVIEW=true).
+        Row("await_intake", S.SUBMITTED, S.SUBMITTED, (manual_intake, no_open_intake_task),
+            Effects(open_tasks=(TaskKind.INTAKE,)), auto=True),
+        Row("accept", S.SUBMITTED, S.ACCEPTED, (manual_intake, acceptable),
+            Effects(close_tasks=True, notices=(n.ACCEPTANCE,))),
+        Row("accept_deferred", S.SUBMITTED, S.ACCEPTED, (manual_intake, acceptable, has_items),
+            Effects(close_tasks=True, notices=(n.DEFERRED_ACCEPTANCE,))),
+        Row("refuse_acceptance", S.SUBMITTED, S.NOT_ACCEPTED, (manual_intake, refusal_grounds),
+            Effects(close_tasks=True, notices=(n.NOT_ACCEPTED,))),
+        Row("request_correction", S.SUBMITTED, S.CORRECTION_REQUESTED, (manual_intake, has_items),
+            Effects(close_tasks=True, notices=(n.CORRECTION,))),
         Row("resubmit", S.CORRECTION_REQUESTED, S.RESUBMITTED),
         Row("recheck", S.RESUBMITTED, S.SUBMITTED, auto=True),
         Row("start_review", S.ACCEPTED, S.UNDER_REVIEW, (),
@@ -298,8 +330,7 @@ def lifecycle_rows() -> list[Row]:
         Row("record_payment", S.PAYOUT_ORDERED, S.PAID, (),
             Effects(notices=(n.PAYOUT,), settle_payout=True)),
         Row("apply_effect", [S.APPROVED, S.PARTIALLY_APPROVED], S.EFFECT_APPLIED,
-            (no_payout, lift_resolved), Effects(apply_effect=True, notices=(n.EFFECT_APPLIED,)),
-            auto=True),
+            (no_payout, lift_resolved), Effects(apply_effect=True), auto=True),
         Row("close", [S.PAID, S.EFFECT_APPLIED], S.CLOSED, auto=True),
         Row("withdraw", WITHDRAWABLE, S.WITHDRAWN, (),
             Effects(close_tasks=True, notices=(n.WITHDRAWN,))),

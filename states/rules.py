@@ -45,6 +45,7 @@ GRANTING = frozenset(
 class TaskKind(StrEnum):
     """办理环节."""
 
+    INTAKE = "intake"  # 受理
     REVIEW = "review"  # 审核
     CONFIRM = "confirm"  # 确认（经确认）
     DECIDE = "decide"  # 决定

@@ -1,0 +1,51 @@
+"""送达 — the outbox delivery flow: every pending notice that is due, in chunks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow, task
+from pydantic import BaseModel, Field
+
+from flows.common import case_engine, chunked
+from models.settings import get_settings
+from notifications.delivery import deliver, due_notices
+
+
+class OutboxParams(BaseModel):
+    now: datetime | None = Field(default=None, description="deliver as of (default: clock)")
+
+
+class OutboxSummary(BaseModel):
+    due: int = 0
+    delivered: int = 0
+    no_channel: int = 0
+    retry_later: int = 0
+    failed: int = 0
+
+
+@task(retries=2, retry_delay_seconds=2)
+def deliver_chunk(ids: list[int], now: datetime | None) -> dict[str, int]:
+    engine = case_engine(now=now)
+    out = {"delivered": 0, "no_channel": 0, "pending": 0, "failed": 0, "skipped": 0}
+    for notice_id in ids:
+        out[deliver(engine.db, notice_id, engine.settings, engine.clock.now())] += 1
+    return out
+
+
+@flow(name="outbox", log_prints=False)
+def outbox_flow(params: OutboxParams | None = None) -> OutboxSummary:
+    """Deliver the notices the outbox holds."""
+    params = params or OutboxParams()
+    engine = case_engine(now=params.now)
+    ids = due_notices(engine.db, engine.clock.now())
+    summary = OutboxSummary(due=len(ids))
+    for fut in [
+        deliver_chunk.submit(c, params.now) for c in chunked(ids, get_settings().chunk_size)
+    ]:
+        part = fut.result()
+        summary.delivered += part["delivered"]
+        summary.no_channel += part["no_channel"]
+        summary.retry_later += part["pending"]
+        summary.failed += part["failed"]
+    return summary

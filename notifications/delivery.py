@@ -1,0 +1,118 @@
+"""送达 — deliver one outbox notice on every channel it is owed, recording each attempt.
+
+A notice is delivered on a channel at most once as far as this database knows: each attempt is
+committed as `sending` before the channel is called and updated with the receipt after. An
+attempt left `sending` by a crash is sent again (the Message-ID / Idempotency-Key lets the
+receiver drop the duplicate). A notice that keeps failing becomes an incident for an operator;
+a notice with no channel stays readable on the status page.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from models.settings import Settings
+from models.tables import Applicant, Case, Incident, Notice, NoticeDelivery
+from notifications.channels import DeliveryError, send, targets_for
+
+
+def _record(
+    db: Engine, notice_id: int, channel: str, attempt: int, status: str, receipt: str, now: datetime
+) -> None:
+    with Session(db) as s, s.begin():
+        row = s.exec(
+            select(NoticeDelivery).where(
+                col(NoticeDelivery.notice_id) == notice_id,
+                col(NoticeDelivery.channel) == channel,
+                col(NoticeDelivery.attempt_no) == attempt,
+            )
+        ).first() or NoticeDelivery(
+            notice_id=notice_id, channel=channel, attempt_no=attempt, status=status, at=now
+        )
+        row.status, row.receipt, row.at = status, receipt, now
+        s.add(row)
+
+
+def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> str:
+    """Try a pending notice once on each channel not yet done; returns its new status."""
+    with Session(db) as s:
+        notice = s.get(Notice, notice_id)
+        if notice is None or notice.status != "pending":
+            return "skipped"
+        case = s.get(Case, notice.case_id)
+        applicant = s.get(Applicant, case.applicant_id) if case else None
+        done = {
+            d.channel
+            for d in s.exec(
+                select(NoticeDelivery).where(
+                    col(NoticeDelivery.notice_id) == notice_id,
+                    col(NoticeDelivery.status) == "delivered",
+                )
+            ).all()
+        }
+    targets = targets_for(notice, applicant, settings)
+    if not targets:
+        return _finish(db, notice_id, "no_channel", now)
+    attempt = notice.attempts + 1
+    failures: list[str] = []
+    permanent = False
+    for target in targets:
+        if target.channel in done:
+            continue
+        _record(db, notice_id, target.channel, attempt, "sending", "", now)
+        try:
+            receipt = send(target, notice, settings)
+        except DeliveryError as exc:
+            _record(db, notice_id, target.channel, attempt, "failed", str(exc), now)
+            failures.append(f"{target.channel}: {exc}")
+            permanent = permanent or not exc.transient
+            continue
+        _record(db, notice_id, target.channel, attempt, "delivered", receipt, now)
+    with Session(db) as s, s.begin():
+        row = s.get(Notice, notice_id)
+        assert row is not None
+        row.attempts = attempt
+        if not failures:
+            row.status, row.delivered_at, row.next_attempt_at = "delivered", now, None
+        elif permanent or attempt >= settings.notice_max_attempts:
+            row.status = "failed"
+            ref = f"notice:{row.idempotency_key}"
+            if s.exec(select(Incident.id).where(col(Incident.ref) == ref)).first() is None:
+                s.add(
+                    Incident(
+                        ref=ref,
+                        kind="notice_undeliverable",
+                        case_id=row.case_id,
+                        message=f"{row.title}{row.doc_number or ''}送达失败"
+                        f"（{attempt}次）：" + "；".join(failures),
+                        created_at=now,
+                    )
+                )
+        else:
+            wait = settings.notice_retry_seconds * 2 ** (attempt - 1)
+            row.next_attempt_at = now + timedelta(seconds=wait)
+        s.add(row)
+        return row.status
+
+
+def _finish(db: Engine, notice_id: int, status: str, now: datetime) -> str:
+    with Session(db) as s, s.begin():
+        row = s.get(Notice, notice_id)
+        assert row is not None
+        row.status = status
+        s.add(row)
+    return status
+
+
+def due_notices(db: Engine, now: datetime) -> list[int]:
+    """Pending notices whose next attempt is due, oldest first."""
+    with Session(db) as s:
+        rows = s.exec(
+            select(Notice.id, Notice.next_attempt_at)
+            .where(col(Notice.status) == "pending")
+            .order_by(col(Notice.id))
+        ).all()
+    return [i for i, at in rows if i is not None and (at is None or at <= now)]
