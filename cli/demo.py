@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import shutil
+import socket
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
@@ -40,30 +41,79 @@ MORE_INFO_CASE = 0  # index in the batch of the loan case (LOAN-01) whose review
 console = Console()
 
 
-def _use_database(database: Path) -> None:
-    """Point settings (and so every flow) at the demo database and the demo clock."""
+def _use_database(database: Path, smtp_port: int) -> None:
+    """Point settings (and so every flow) at the demo database, clock and mail sink."""
+    from states.edition import all_editions
+
+    edition = all_editions()[-1]
+    sections = {
+        f"{b.code}.{s.code}": f"{s.code}@{b.code}.dongcheng.example"
+        for b in edition.bureaus
+        for s in b.sections
+    }
     os.environ["RELIEF_DATABASE_URL"] = f"sqlite:///{database}"
     os.environ["RELIEF_NOW"] = DEMO_NOW.isoformat()
     os.environ["RELIEF_PAYMENT_DIR"] = str(database.parent / f"{database.stem}-payments")
+    os.environ["RELIEF_SMTP_HOST"] = "127.0.0.1"
+    os.environ["RELIEF_SMTP_PORT"] = str(smtp_port)
+    os.environ["RELIEF_BUREAU_EMAILS"] = json.dumps(sections)
     get_settings.cache_clear()
+
+
+class MailSink:
+    """The demo's SMTP server on loopback (aiosmtpd): it keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received += 1
+        return "250 2.0.0 Ok: queued"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def run_demo(database: Path) -> dict[str, Any]:
     """Build the demo database afresh, run every stage, print and return the summary."""
-    import flows  # noqa: F401  (relief's Prefect defaults before Prefect loads)
-    from flows.bureau_decisions import DecisionsParams, bureau_decisions_flow
-    from flows.common import case_engine, heartbeats_off
-    from flows.intake import IntakeParams, intake_flow
-    from flows.licence_grant import LicenceGrantParams, licence_grant_flow
-    from flows.payout import PayoutParams, payout_flow
-    from flows.reconcile import ReconcileParams, reconcile_flow
-    from flows.sla import SlaParams, sla_flow
+    from aiosmtpd.controller import Controller
 
     database = database.resolve()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     work = database.parent / f"{database.stem}-files"
-    _use_database(database)
+    sink = MailSink()
+    port = _free_port()
+    mail = Controller(sink, hostname="127.0.0.1", port=port)
+    mail.start()
+    step_runs: list[str] = []
+    try:
+        summary = _run(database, work, port, step_runs)
+    finally:
+        mail.stop()
+    summary["flow_runs"] = step_runs
+    summary["mail_received"] = sink.received
+    _print(summary)
+    console.print(f"database: {database} · files: {work}")
+    return summary
+
+
+def _run(database: Path, work: Path, port: int, runs: list[str]) -> dict[str, Any]:
+    """Every stage, each a Prefect flow run; `runs` collects their names."""
+    import flows  # noqa: F401  (relief's Prefect defaults before Prefect loads)
+    from flows.bureau_decisions import DecisionsParams, bureau_decisions_flow
+    from flows.common import case_engine, heartbeats_off
+    from flows.intake import IntakeParams, intake_flow
+    from flows.licence_grant import LicenceGrantParams, licence_grant_flow
+    from flows.outbox import OutboxParams, outbox_flow
+    from flows.payout import PayoutParams, payout_flow
+    from flows.reconcile import ReconcileParams, reconcile_flow
+    from flows.sla import SlaParams, sla_flow
+
+    _use_database(database, port)
     for folder in (work, Path(get_settings().payment_dir)):  # nothing from an earlier demo
         shutil.rmtree(folder, ignore_errors=True)
     work.mkdir()
@@ -73,7 +123,6 @@ def run_demo(database: Path) -> dict[str, Any]:
     applications.write_text(
         json.dumps([item["application"] for item in batch], ensure_ascii=False), encoding="utf-8"
     )
-    runs: list[str] = []
 
     def step(label: str, call: Any) -> Any:
         with console.status(f"flow {label} …"):
@@ -122,11 +171,8 @@ def run_demo(database: Path) -> dict[str, Any]:
         step("payout", lambda: payout_flow(PayoutParams(adapter="file")))
         reconciliation = _play_treasury(engine, work)
         step("reconcile", lambda: reconcile_flow(ReconcileParams(file=reconciliation)))
-    summary = summarise(engine.db)
-    summary["flow_runs"] = runs
-    _print(summary)
-    console.print(f"database: {database} · files: {work}")
-    return summary
+        step("outbox", lambda: outbox_flow(OutboxParams()))
+    return summarise(engine.db)
 
 
 def _more_information(engine: Any) -> None:
@@ -209,6 +255,9 @@ def summarise(db: Any) -> dict[str, Any]:
         granted = [g for g in s.exec(select(Case.amount_granted)).all() if g is not None]
         payouts = s.exec(select(Payout)).all()
         notices = s.exec(select(func.count()).select_from(Notice)).one()
+        delivered = s.exec(
+            select(func.count()).select_from(Notice).where(col(Notice.status) == "delivered")
+        ).one()
         incidents = s.exec(select(func.count()).select_from(Incident)).one()
     zero = Decimal("0.00")
     return {
@@ -219,6 +268,7 @@ def summarise(db: Any) -> dict[str, Any]:
         "paid": sum((p.amount for p in payouts if p.status == "paid"), zero),
         "payouts_paid": sum(1 for p in payouts if p.status == "paid"),
         "notices": int(notices),
+        "delivered": int(delivered),
         "incidents": int(incidents),
     }
 
@@ -239,6 +289,7 @@ def _print(summary: dict[str, Any]) -> None:
     console.print(
         f"cases {summary['cases']} · granted {summary['granted']} 元 · "
         f"payouts ordered {summary['payout_ordered']} 元, paid {summary['paid']} 元 "
-        f"({summary['payouts_paid']} payments) · notices {summary['notices']} · "
+        f"({summary['payouts_paid']} payments) · notices {summary['notices']}, "
+        f"delivered {summary['delivered']} (mail sink received {summary['mail_received']}) · "
         f"incidents {summary['incidents']} · flow runs {len(summary['flow_runs'])}"
     )

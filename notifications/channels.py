@@ -10,6 +10,7 @@ feishu://).
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import smtplib
 from dataclasses import dataclass
@@ -72,13 +73,15 @@ def send_email(notice: Notice, to: str, settings: Settings) -> str:
     msg["To"] = to
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = message_id(notice)
-    msg.set_content(notice.body_text)
+    msg.set_content(notice.body_text, cte="base64")  # long Chinese lines: never raw 8bit
     if notice.body_html:
-        msg.add_alternative(notice.body_html, subtype="html")
+        msg.add_alternative(notice.body_html, subtype="html", cte="base64")
     try:
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=15) as smtp:
+            smtp.ehlo_or_helo_if_needed()
             if settings.smtp_starttls:
                 smtp.starttls()
+                smtp.ehlo()
             if settings.smtp_user:
                 smtp.login(settings.smtp_user, settings.smtp_password or "")
             code, reply = smtp.mail(settings.mail_from)
@@ -89,7 +92,7 @@ def send_email(notice: Notice, to: str, settings: Settings) -> str:
             code, reply = smtp.rcpt(to)
             if code not in (250, 251):
                 raise DeliveryError(f"RCPT TO refused: {code} {reply!r}", transient=code < 500)
-            code, reply = smtp.data(msg.as_bytes())
+            code, reply = smtp.data(msg.as_bytes(policy=email.policy.SMTP))
             if code != 250:
                 raise DeliveryError(f"DATA refused: {code} {reply!r}", transient=code < 500)
             return f"{code} {reply.decode(errors='replace')}"

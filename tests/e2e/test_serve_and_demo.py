@@ -83,8 +83,10 @@ def test_demo_finishes_and_matches_the_database(prefect_harness: str, tmp_path: 
     payments = db.execute("select count(*) from payout where status = 'paid'").fetchone()[0]
     notices = db.execute("select count(*) from notice").fetchone()[0]
     types = {t for (t,) in db.execute("select distinct case_type from relief_case")}
+    delivered = db.execute("select count(*) from notice where status = 'delivered'").fetchone()[0]
     line = re.search(
-        r"cases (\d+) .* paid ([\d.]+) 元\s+\((\d+) payments\) · notices (\d+)",
+        r"cases (\d+) .* paid ([\d.]+) 元 \((\d+) payments\) · notices (\d+), delivered (\d+) "
+        r"\(mail sink received (\d+)\)",
         " ".join(out.split()),
     )
     assert line, out
@@ -92,6 +94,7 @@ def test_demo_finishes_and_matches_the_database(prefect_harness: str, tmp_path: 
     assert line.group(2) == f"{paid_fen / 100:.2f}"
     assert int(line.group(3)) == payments
     assert int(line.group(4)) == notices
+    assert int(line.group(5)) == delivered == notices == int(line.group(6))
     assert open_cases == 0  # every case reached its end
     assert types == {
         "rent_state_property",
