@@ -31,6 +31,8 @@ db_app = typer.Typer(help="The application database.")
 app.add_typer(register_app, name="register")
 app.add_typer(db_app, name="db")
 app.add_typer(flow_app, name="flow")
+account_app = typer.Typer(help="Accounts: operators, reviewers, applicants.", no_args_is_help=True)
+app.add_typer(account_app, name="account")
 
 EXIT_INVALID = 2
 EXIT_REFUSED = 3
@@ -413,12 +415,79 @@ def db_upgrade() -> None:
 
 
 @app.command()
-def serve() -> None:
-    """Run the scheduled flows (SLA sweep, payout batches) until stopped."""
-    import flows  # noqa: F401  (relief's Prefect defaults before Prefect loads)
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind (loopback by default)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="API and pages port")] = 8000,
+    flows: Annotated[bool, typer.Option(help="also run the scheduled flows")] = True,
+) -> None:
+    """Serve the API and pages, and run the scheduled flows (outbox, SLA, payouts)."""
+    import threading
+
+    import uvicorn
+
+    config = uvicorn.Config("api.main:create_app", factory=True, host=host, port=port)
+    server = uvicorn.Server(config)
+    if not flows:
+        server.run()
+        return
+    import flows as flows_pkg  # noqa: F401  (relief's Prefect defaults before Prefect loads)
     from flows.serve import serve_scheduled_flows
 
-    serve_scheduled_flows()
+    web = threading.Thread(target=server.run, name="api", daemon=True)
+    web.start()
+    try:
+        serve_scheduled_flows()
+    finally:
+        server.should_exit = True
+        web.join(timeout=10)
+
+
+@account_app.command("create")
+def account_create(
+    username: Annotated[str, typer.Argument(help="login name")],
+    role: Annotated[str, typer.Option(help="operator, reviewer or applicant")],
+    bureau: Annotated[str | None, typer.Option(help="reviewer: bureau code, e.g. samr")] = None,
+    section: Annotated[str | None, typer.Option(help="reviewer: section code, e.g. credit")] = None,
+    uscc: Annotated[str | None, typer.Option(help="applicant: the USCC it acts for")] = None,
+    password: Annotated[str | None, typer.Option(help="password for the web pages")] = None,
+    name: Annotated[str, typer.Option(help="display name")] = "",
+) -> None:
+    """Create an account; prints its API token once (stored only as a hash)."""
+    from api.security import create_account
+    from states.edition import all_editions
+
+    if role == "reviewer" and bureau:
+        edition = all_editions()[-1]
+        try:
+            edition.section(f"{bureau}.{section}" if section else bureau)
+        except KeyError as exc:
+            _fail_input(
+                [
+                    FieldError(
+                        "--bureau/--section", "unit.unknown", f"没有该单位或科室：{exc}", str(exc)
+                    )
+                ]
+            )
+    engine = _engine()
+    try:
+        created, token = create_account(
+            engine.db,
+            username=username,
+            role=role,
+            now=engine.clock.now(),
+            display_name=name,
+            bureau=bureau,
+            section=section,
+            uscc=uscc,
+            password=password,
+        )
+    except ValueError as exc:
+        _fail_input([FieldError("account", "account.invalid", f"无法创建账户：{exc}", str(exc))])
+        return
+    render.console.print(
+        f"账户 {created.username}（{created.role}）已创建。API 令牌（只显示这一次）："
+    )
+    typer.echo(token)
 
 
 @app.command()

@@ -334,3 +334,35 @@ class NoticeDelivery(SQLModel, table=True):
     status: str = Field(max_length=20, description="sending, delivered, failed")
     receipt: str = ""
     at: datetime = Field(sa_type=AwareDateTime)
+
+
+class Account(SQLModel, table=True):
+    """账户 — an operator, a reviewer bound to a bureau section, or an applicant bound to a USCC.
+
+    Secrets are stored hashed: the API token by sha256 (it is random), the page password by
+    scrypt (people choose passwords).
+    """
+
+    __tablename__ = "account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=80, unique=True)
+    display_name: str = Field(default="", max_length=120)
+    role: str = Field(max_length=20, description="operator, reviewer or applicant")
+    bureau_code: str | None = Field(default=None, max_length=40)
+    section_code: str | None = Field(default=None, max_length=40)
+    uscc: str | None = Field(default=None, max_length=40, description="applicant identity")
+    token_hash: str = Field(max_length=64, unique=True)
+    password_hash: str | None = Field(default=None, max_length=200)
+    active: bool = True
+    created_at: datetime = Field(sa_type=AwareDateTime)
+
+
+class WebSession(SQLModel, table=True):
+    """登录会话 — a page login; kept in the database so any API process can serve it."""
+
+    __tablename__ = "web_session"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    account_id: int = Field(foreign_key="account.id")
+    expires_at: datetime = Field(sa_type=AwareDateTime)

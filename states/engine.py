@@ -107,9 +107,15 @@ class ConflictError(EngineError):
 
 
 class TransitionRefused(EngineError):
-    """The trigger is not allowed in this state, or its guards do not hold."""
+    """The trigger's guards do not hold (a business rule says no)."""
 
     code = "refused"
+
+
+class WrongState(TransitionRefused):
+    """The trigger is not allowed in the case's current state (it moved on, or never could)."""
+
+    code = "wrong_state"
 
 
 # ---------------------------------------------------------------- results
@@ -524,7 +530,7 @@ class CaseEngine:
         source = run.subject.state
         rows = machine.conditions_for(trigger, source)
         if not rows:
-            raise TransitionRefused(
+            raise WrongState(
                 f"案件当前状态为“{state_zh(source)}”，不能执行“{trigger}”",
                 f"trigger {trigger!r} is not allowed in state {source!r}",
             )
@@ -542,7 +548,7 @@ class CaseEngine:
         try:
             moved = run.subject.trigger(trigger, **kwargs)  # type: ignore[attr-defined]
         except MachineError as exc:
-            raise TransitionRefused(
+            raise WrongState(
                 f"案件当前状态为“{state_zh(source)}”，不能执行“{trigger}”", str(exc)
             ) from None
         if not moved:

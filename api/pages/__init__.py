@@ -1,0 +1,1 @@
+"""Server-rendered pages (Chinese UI, no front-end build step)."""

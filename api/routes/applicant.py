@@ -1,0 +1,96 @@
+"""申请人 — submit, supply requested material, withdraw, see one's own cases and notices."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, HTTPException
+from sqlmodel import Session, col, select
+
+from api.deps import CurrentAccount, CurrentApplicant, EngineDep, load_visible_case
+from api.routes.common import case_detail, case_notices, fired
+from api.schemas import CaseDetail, CaseSummary, FireResultPublic, NoticePublic, Supply, summary
+from models.applications import applicant_of
+from models.input_errors import parse_application
+from models.tables import Applicant, Case
+
+router = APIRouter(tags=["applicants"])
+
+
+@router.post("/applications", response_model=list[CaseSummary], status_code=201)
+def submit_application(
+    account: CurrentApplicant,
+    engine: EngineDep,
+    application: Annotated[
+        dict[str, Any], Body(description="an application; see `relief schema TYPE`")
+    ],
+    idempotency_key: Annotated[str | None, Header(max_length=120)] = None,
+) -> list[CaseSummary]:
+    """Submit an application (a chain's stores become one case each)."""
+    app = parse_application(application, today=engine.clock.today())
+    if applicant_of(app).identity != account.uscc:
+        raise HTTPException(
+            403,
+            detail={
+                "message_zh": "只能以本账户绑定的统一社会信用代码提交申请",
+                "message_en": "the applicant must be your own USCC",
+            },
+        )
+    key = f"{account.username}:{idempotency_key}" if idempotency_key else None
+    results = engine.submit(application, actor=account.username, request_key=key)
+    with Session(engine.db) as s:
+        cases = [s.get(Case, r.case_id) for r in results]
+    return [CaseSummary(**summary(c)) for c in cases if c is not None]
+
+
+@router.get("/my/cases", response_model=list[CaseSummary])
+def my_cases(account: CurrentApplicant, engine: EngineDep) -> list[CaseSummary]:
+    """The signed-in applicant's cases, newest first."""
+    with Session(engine.db) as s:
+        applicant = s.exec(select(Applicant).where(col(Applicant.identity) == account.uscc)).first()
+        if applicant is None:
+            return []
+        rows = s.exec(
+            select(Case).where(col(Case.applicant_id) == applicant.id).order_by(col(Case.id).desc())
+        ).all()
+    return [CaseSummary(**summary(c)) for c in rows]
+
+
+@router.get("/cases/{case_no}", response_model=CaseDetail)
+def get_case(case_no: str, account: CurrentAccount, engine: EngineDep) -> CaseDetail:
+    """A case with its facts, every check and its reason, tasks, history and notices."""
+    return case_detail(engine, load_visible_case(engine, account, case_no))
+
+
+@router.get("/cases/{case_no}/notices", response_model=list[NoticePublic])
+def get_notices(case_no: str, account: CurrentAccount, engine: EngineDep) -> list[NoticePublic]:
+    """The notices issued on a case."""
+    case = load_visible_case(engine, account, case_no)
+    return [NoticePublic.of(n) for n in case_notices(engine, case)]
+
+
+@router.post("/cases/{case_no}/supply", response_model=FireResultPublic)
+def supply(
+    case_no: str, body: Supply, account: CurrentApplicant, engine: EngineDep
+) -> FireResultPublic:
+    """Send the corrected (补正) or additional (补充) material the bureau asked for."""
+    case = load_visible_case(engine, account, case_no)
+    trigger = "resubmit" if case.state == "correction_requested" else "supply_info"
+    assert case.id is not None
+    return fired(
+        engine.fire(
+            case.id,
+            trigger,
+            actor=account.username,
+            payload={"facts": body.facts},
+            expected_version=body.expected_version,
+        )
+    )
+
+
+@router.post("/cases/{case_no}/withdraw", response_model=FireResultPublic)
+def withdraw(case_no: str, account: CurrentApplicant, engine: EngineDep) -> FireResultPublic:
+    """Withdraw an application that is not yet decided."""
+    case = load_visible_case(engine, account, case_no)
+    assert case.id is not None
+    return fired(engine.fire(case.id, "withdraw", actor=account.username))

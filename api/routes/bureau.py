@@ -1,0 +1,162 @@
+"""审核单位 — the work queue of one's own section, claiming, reviewing, confirming, deciding."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from api.deps import (
+    CurrentReviewer,
+    EngineDep,
+    load_visible_case,
+    my_open_task,
+    separation_of_duties,
+)
+from api.routes.common import fired, payload_of
+from api.schemas import (
+    CaseDecision,
+    Confirmation,
+    FireResultPublic,
+    ReviewDecision,
+    TaskPublic,
+    task_public,
+)
+from models.tables import Case, ReviewTask
+
+router = APIRouter(tags=["bureaus"])
+
+
+def own_task(engine: EngineDep, account: CurrentReviewer, task_id: int) -> tuple[ReviewTask, Case]:
+    with Session(engine.db) as s:
+        task = s.get(ReviewTask, task_id)
+        case = s.get(Case, task.case_id) if task else None
+    mine = (
+        task is not None
+        and task.bureau_code == account.bureau_code
+        and task.section_code == (account.section_code or "")
+    )
+    if not mine or case is None:
+        raise HTTPException(404, detail={"message_zh": "任务不存在", "message_en": "no such task"})
+    assert task is not None
+    return task, case
+
+
+@router.get("/tasks", response_model=list[TaskPublic])
+def work_queue(
+    account: CurrentReviewer,
+    engine: EngineDep,
+    status: Annotated[str, Query(pattern="^(open|done|cancelled|all)$")] = "open",
+) -> list[TaskPublic]:
+    """My section's tasks: overdue first, then by due date."""
+    today = engine.clock.today()
+    with Session(engine.db) as s:
+        stmt = (
+            select(ReviewTask, Case.case_no, Case.case_type)
+            .join(Case, col(Case.id) == col(ReviewTask.case_id))
+            .where(
+                col(ReviewTask.bureau_code) == account.bureau_code,
+                col(ReviewTask.section_code) == (account.section_code or ""),
+            )
+        )
+        if status != "all":
+            stmt = stmt.where(col(ReviewTask.status) == status)
+        rows = s.exec(stmt.order_by(col(ReviewTask.due_on), col(ReviewTask.id))).all()
+    tasks = [task_public(t, no or "", ct, today) for t, no, ct in rows]
+    return sorted(tasks, key=lambda t: (not t.overdue, t.due_on or today, t.id))
+
+
+@router.post("/tasks/{task_id}/claim", response_model=TaskPublic)
+def claim(task_id: int, account: CurrentReviewer, engine: EngineDep) -> TaskPublic:
+    """Take a task; someone else's claim is a 409."""
+    task, case = own_task(engine, account, task_id)
+    with Session(engine.db) as s, s.begin():
+        done = s.exec(
+            update(ReviewTask)
+            .where(
+                col(ReviewTask.id) == task_id,
+                col(ReviewTask.status) == "open",
+                (col(ReviewTask.assignee).is_(None))
+                | (col(ReviewTask.assignee) == account.username),
+            )
+            .values(assignee=account.username)
+        )
+    if done.rowcount != 1:
+        raise HTTPException(
+            409,
+            detail={
+                "message_zh": f"该任务已由{task.assignee or '他人'}认领或已办结",
+                "message_en": "claimed by someone else or closed",
+            },
+        )
+    task.assignee = account.username
+    return task_public(task, case.case_no or "", case.case_type, engine.clock.today())
+
+
+@router.post("/tasks/{task_id}/review", response_model=FireResultPublic)
+def review(
+    task_id: int, body: ReviewDecision, account: CurrentReviewer, engine: EngineDep
+) -> FireResultPublic:
+    """My section's review decision: pass or fail (with a reason)."""
+    task, _ = own_task(engine, account, task_id)
+    if task.assignee not in (None, account.username):
+        raise HTTPException(
+            409,
+            detail={
+                "message_zh": f"该任务已由{task.assignee}认领",
+                "message_en": "claimed by someone else",
+            },
+        )
+    assert task.id is not None
+    return fired(
+        engine.decide_task(
+            task.id, decision=body.decision, actor=account.username, reason=body.reason
+        )
+    )
+
+
+@router.post("/cases/{case_no}/confirm", response_model=FireResultPublic)
+def confirm(
+    case_no: str, body: Confirmation, account: CurrentReviewer, engine: EngineDep
+) -> FireResultPublic:
+    """经确认: confirm the facts (optionally the confirmed figures)."""
+    case = load_visible_case(engine, account, case_no)
+    my_open_task(engine, account, case, "confirm")
+    separation_of_duties(engine, account, case)
+    assert case.id is not None
+    payload = {"facts": body.facts} if body.facts else {}
+    return fired(
+        engine.fire(
+            case.id,
+            "confirm",
+            actor=account.username,
+            payload=payload,
+            expected_version=body.expected_version,
+        )
+    )
+
+
+@router.post("/cases/{case_no}/decide", response_model=FireResultPublic)
+def decide(
+    case_no: str, body: CaseDecision, account: CurrentReviewer, engine: EngineDep
+) -> FireResultPublic:
+    """Approve (an amount at or below the ceiling; below it is partial), reject, or ask for more."""
+    case = load_visible_case(engine, account, case_no)
+    if body.action == "request_info":
+        my_open_task(engine, account, case, "review")
+    else:
+        my_open_task(engine, account, case, "decide")
+        separation_of_duties(engine, account, case)
+    assert case.id is not None
+    payload = payload_of(amount=body.amount, reason=body.reason, items=body.items)
+    return fired(
+        engine.fire(
+            case.id,
+            body.action,
+            actor=account.username,
+            payload=payload,
+            expected_version=body.expected_version,
+        )
+    )

@@ -1,0 +1,104 @@
+"""运营 — import batches, run flows, see incidents and counts."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from api.deps import CurrentOperator, EngineDep
+from models.tables import Case, Incident, ReviewTask
+
+router = APIRouter(prefix="/operator", tags=["operators"])
+FLOWS = ("sla", "payout", "outbox")
+
+
+@router.post("/batches")
+def import_batch(
+    account: CurrentOperator,
+    engine: EngineDep,
+    applications: Annotated[list[dict[str, Any]], Body(embed=True, max_length=10000)],
+    batch_id: Annotated[str | None, Body(embed=True, max_length=120)] = None,
+) -> dict[str, Any]:
+    """Import a batch of applications through the intake flow (a Prefect flow run)."""
+    from flows.intake import IntakeParams, intake_flow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "batch.json"
+        path.write_text(json.dumps(applications, ensure_ascii=False), encoding="utf-8")
+        summary = intake_flow(IntakeParams(file=path, batch_id=batch_id, actor=account.username))
+    return summary.model_dump(mode="json")
+
+
+@router.post("/flows/{name}")
+def run_flow(name: str, account: CurrentOperator, engine: EngineDep) -> dict[str, Any]:
+    """Run a scheduled flow now: sla, payout or outbox."""
+    if name not in FLOWS:
+        raise HTTPException(
+            404,
+            detail={
+                "message_zh": f"没有名为{name}的流程，可选：{'、'.join(FLOWS)}",
+                "message_en": "unknown flow",
+            },
+        )
+    if name == "sla":
+        from flows.sla import sla_flow
+
+        return sla_flow().model_dump(mode="json")
+    if name == "payout":
+        from flows.payout import payout_flow
+
+        return payout_flow().model_dump(mode="json")
+    from flows.outbox import outbox_flow
+
+    return outbox_flow().model_dump(mode="json")
+
+
+@router.get("/incidents")
+def incidents(account: CurrentOperator, engine: EngineDep) -> list[dict[str, Any]]:
+    """Open incidents: payments and notices that failed after their retries."""
+    with Session(engine.db) as s:
+        rows = s.exec(
+            select(Incident).where(col(Incident.status) == "open").order_by(col(Incident.id))
+        ).all()
+    return [r.model_dump(mode="json") for r in rows]
+
+
+@router.get("/counts")
+def counts(account: CurrentOperator, engine: EngineDep) -> dict[str, Any]:
+    """Cases by state and by type; open and overdue tasks by bureau."""
+    today = engine.clock.today()
+    with Session(engine.db) as s:
+        by_state = dict(s.exec(select(Case.state, func.count()).group_by(col(Case.state))).all())
+        by_type = dict(
+            s.exec(select(Case.case_type, func.count()).group_by(col(Case.case_type))).all()
+        )
+        open_tasks = s.exec(
+            select(ReviewTask.bureau_code, func.count())
+            .where(col(ReviewTask.status) == "open")
+            .group_by(col(ReviewTask.bureau_code))
+        ).all()
+        overdue = s.exec(
+            select(ReviewTask.bureau_code, func.count())
+            .where(
+                col(ReviewTask.status) == "open",
+                col(ReviewTask.due_on) < today,
+                col(ReviewTask.paused_on).is_(None),
+            )
+            .group_by(col(ReviewTask.bureau_code))
+        ).all()
+        incidents_open = s.exec(
+            select(func.count()).select_from(Incident).where(col(Incident.status) == "open")
+        ).one()
+    return {
+        "by_state": by_state,
+        "by_type": by_type,
+        "open_tasks_by_bureau": dict(open_tasks),
+        "overdue_by_bureau": dict(overdue),
+        "incidents_open": incidents_open,
+    }
