@@ -121,6 +121,23 @@ def my_open_task(engine: CaseEngine, account: Account, case: Case, kind: str) ->
             )
         ).first()
     if task is None:
+        with Session(engine.db) as s:
+            closed = s.exec(
+                select(ReviewTask.id).where(
+                    col(ReviewTask.case_id) == case.id,
+                    col(ReviewTask.kind) == kind,
+                    col(ReviewTask.bureau_code) == account.bureau_code,
+                    col(ReviewTask.section_code) == (account.section_code or ""),
+                )
+            ).first()
+        if closed is not None:  # it was ours, and someone has just done it
+            raise HTTPException(
+                409,
+                detail={
+                    "message_zh": "该任务已办理，案件已更新，请刷新后查看",
+                    "message_en": f"the {kind} task was already completed",
+                },
+            )
         raise HTTPException(
             403,
             detail={
@@ -129,6 +146,19 @@ def my_open_task(engine: CaseEngine, account: Account, case: Case, kind: str) ->
             },
         )
     return task
+
+
+def check_version(case: Case, expected: int | None) -> None:
+    """A decision made on an old view of the case is refused before anything else."""
+    if expected is not None and case.version != expected:
+        raise HTTPException(
+            409,
+            detail={
+                "message_zh": f"案件已被他人修改（当前版本{case.version}，"
+                f"您看到的是版本{expected}），请刷新后重试",
+                "message_en": "stale version",
+            },
+        )
 
 
 def separation_of_duties(engine: CaseEngine, account: Account, case: Case) -> None:

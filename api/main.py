@@ -11,7 +11,8 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.pages.views import router as pages_router
 from api.routes import applicant, bureau, operator, public
@@ -74,6 +75,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status_code=422,
             content={"error": "invalid_request", "message_zh": "请求参数有误", "errors": errors},
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if 300 <= exc.status_code < 400:  # the pages' "please sign in" redirect
+            return RedirectResponse(exc.headers["Location"] if exc.headers else "/login", 303)
+        detail = exc.detail if isinstance(exc.detail, dict) else {"message_en": str(exc.detail)}
+        body = {
+            "error": f"http_{exc.status_code}",
+            "message_zh": detail.get("message_zh", ""),
+            **detail,
+        }
+        return JSONResponse(status_code=exc.status_code, content=body, headers=exc.headers)
 
     @app.exception_handler(Exception)
     def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -148,3 +148,83 @@ def flow_db(
 
 
 # --- end Prefect -----------------------------------------------------------------------------
+
+
+# --- API ------------------------------------------------------------------------------------
+# The app on a real SQLite file with accounts of every kind; a real uvicorn server when a test
+# needs HTTP from another process or a browser.
+
+from dataclasses import dataclass  # noqa: E402
+
+
+@dataclass
+class Accounts:
+    tokens: dict[str, str]
+    url: str
+
+
+ACCOUNT_SPECS = {
+    "operator": {"role": "operator"},
+    "rev_credit": {"role": "reviewer", "bureau": "samr", "section": "credit"},
+    "rev_credit2": {"role": "reviewer", "bureau": "samr", "section": "credit"},
+    "rev_food": {"role": "reviewer", "bureau": "samr", "section": "food_production"},
+    "rev_finance": {"role": "reviewer", "bureau": "finance_office", "section": "fin_dev"},
+    "applicant_a": {"role": "applicant", "uscc": "91110101MA00XY6089"},
+    "applicant_b": {"role": "applicant", "uscc": "91110101MA00JR107G"},
+}
+
+
+def make_accounts(url: str) -> dict[str, str]:
+    from api.security import create_account
+
+    engine = make_case_engine(url)
+    tokens = {}
+    for name, spec in ACCOUNT_SPECS.items():
+        _, token = create_account(
+            engine.db, username=name, now=FIXED_NOW, password=f"pw-{name}", **spec
+        )
+        tokens[name] = token
+    return tokens
+
+
+@pytest.fixture
+def api_db(sqlite_url: str) -> Accounts:
+    return Accounts(tokens=make_accounts(sqlite_url), url=sqlite_url)
+
+
+class LiveServer:
+    """uvicorn serving create_app() on 127.0.0.1 in a thread."""
+
+    def __init__(self, app: object) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )  # type: ignore[arg-type]
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+# --- end API ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from api.deps import (
     CurrentReviewer,
     EngineDep,
+    check_version,
     load_visible_case,
     my_open_task,
     separation_of_duties,
@@ -123,6 +124,7 @@ def confirm(
 ) -> FireResultPublic:
     """经确认: confirm the facts (optionally the confirmed figures)."""
     case = load_visible_case(engine, account, case_no)
+    check_version(case, body.expected_version)
     my_open_task(engine, account, case, "confirm")
     separation_of_duties(engine, account, case)
     assert case.id is not None
@@ -144,6 +146,7 @@ def decide(
 ) -> FireResultPublic:
     """Approve (an amount at or below the ceiling; below it is partial), reject, or ask for more."""
     case = load_visible_case(engine, account, case_no)
+    check_version(case, body.expected_version)
     if body.action == "request_info":
         my_open_task(engine, account, case, "review")
     else:
