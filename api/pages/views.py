@@ -36,6 +36,7 @@ from models.input_errors import InvalidApplication
 from models.tables import Account, Case, ReviewTask, WebSession
 from states.catalog import spec_for
 from states.engine import EngineError
+from states.labels import state_zh
 
 router = APIRouter(include_in_schema=False)
 pages = Jinja2Templates(directory=str(Path(templates_pkg.__file__).parent / "pages"))
@@ -175,9 +176,7 @@ def _act(url: str, call: Any) -> RedirectResponse:
             else str(exc)
         )
         return back(url, f"未办理：{message}")
-    return back(
-        url, f"已办理：案件现为“{result.state_zh if hasattr(result, 'state_zh') else result.state}”"
-    )
+    return back(url, f"已办理：案件现为“{state_zh(result.state)}”")
 
 
 @router.post("/bureau/cases/{case_no}/review")
