@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlmodel import Session, col, select
 
 from api.security import token_hash
@@ -18,6 +18,12 @@ from models.tables import Account, Case, ReviewTask, WebSession
 from states.engine import CaseEngine
 
 SESSION_COOKIE = "relief_session"
+
+# path parameters, bounded so that no input can overflow a database integer or column
+TaskId = Annotated[int, Path(ge=1, le=2**62, description="task id")]
+CaseNo = Annotated[
+    str, Path(min_length=1, max_length=30, description="case number, e.g. DC-2022-000001")
+]
 SESSION_HOURS = 12
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, HTTPException
 from sqlmodel import Session, col, select
 
-from api.deps import CurrentAccount, CurrentApplicant, EngineDep, load_visible_case
+from api.deps import CaseNo, CurrentAccount, CurrentApplicant, EngineDep, load_visible_case
 from api.routes.common import case_detail, case_notices, fired
 from api.schemas import CaseDetail, CaseSummary, FireResultPublic, NoticePublic, Supply, summary
 from models.applications import applicant_of
@@ -57,13 +57,13 @@ def my_cases(account: CurrentApplicant, engine: EngineDep) -> list[CaseSummary]:
 
 
 @router.get("/cases/{case_no}", response_model=CaseDetail)
-def get_case(case_no: str, account: CurrentAccount, engine: EngineDep) -> CaseDetail:
+def get_case(case_no: CaseNo, account: CurrentAccount, engine: EngineDep) -> CaseDetail:
     """A case with its facts, every check and its reason, tasks, history and notices."""
     return case_detail(engine, load_visible_case(engine, account, case_no))
 
 
 @router.get("/cases/{case_no}/notices", response_model=list[NoticePublic])
-def get_notices(case_no: str, account: CurrentAccount, engine: EngineDep) -> list[NoticePublic]:
+def get_notices(case_no: CaseNo, account: CurrentAccount, engine: EngineDep) -> list[NoticePublic]:
     """The notices issued on a case."""
     case = load_visible_case(engine, account, case_no)
     return [NoticePublic.of(n) for n in case_notices(engine, case)]
@@ -71,7 +71,7 @@ def get_notices(case_no: str, account: CurrentAccount, engine: EngineDep) -> lis
 
 @router.post("/cases/{case_no}/supply", response_model=FireResultPublic)
 def supply(
-    case_no: str, body: Supply, account: CurrentApplicant, engine: EngineDep
+    case_no: CaseNo, body: Supply, account: CurrentApplicant, engine: EngineDep
 ) -> FireResultPublic:
     """Send the corrected (补正) or additional (补充) material the bureau asked for."""
     case = load_visible_case(engine, account, case_no)
@@ -89,7 +89,7 @@ def supply(
 
 
 @router.post("/cases/{case_no}/withdraw", response_model=FireResultPublic)
-def withdraw(case_no: str, account: CurrentApplicant, engine: EngineDep) -> FireResultPublic:
+def withdraw(case_no: CaseNo, account: CurrentApplicant, engine: EngineDep) -> FireResultPublic:
     """Withdraw an application that is not yet decided."""
     case = load_visible_case(engine, account, case_no)
     assert case.id is not None

@@ -9,8 +9,10 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from api.deps import (
+    CaseNo,
     CurrentReviewer,
     EngineDep,
+    TaskId,
     check_version,
     load_visible_case,
     my_open_task,
@@ -70,7 +72,7 @@ def work_queue(
 
 
 @router.post("/tasks/{task_id}/claim", response_model=TaskPublic)
-def claim(task_id: int, account: CurrentReviewer, engine: EngineDep) -> TaskPublic:
+def claim(task_id: TaskId, account: CurrentReviewer, engine: EngineDep) -> TaskPublic:
     """Take a task; someone else's claim is a 409."""
     task, case = own_task(engine, account, task_id)
     with Session(engine.db) as s, s.begin():
@@ -98,7 +100,7 @@ def claim(task_id: int, account: CurrentReviewer, engine: EngineDep) -> TaskPubl
 
 @router.post("/tasks/{task_id}/review", response_model=FireResultPublic)
 def review(
-    task_id: int, body: ReviewDecision, account: CurrentReviewer, engine: EngineDep
+    task_id: TaskId, body: ReviewDecision, account: CurrentReviewer, engine: EngineDep
 ) -> FireResultPublic:
     """My section's review decision: pass or fail (with a reason)."""
     task, _ = own_task(engine, account, task_id)
@@ -120,7 +122,7 @@ def review(
 
 @router.post("/cases/{case_no}/confirm", response_model=FireResultPublic)
 def confirm(
-    case_no: str, body: Confirmation, account: CurrentReviewer, engine: EngineDep
+    case_no: CaseNo, body: Confirmation, account: CurrentReviewer, engine: EngineDep
 ) -> FireResultPublic:
     """经确认: confirm the facts (optionally the confirmed figures)."""
     case = load_visible_case(engine, account, case_no)
@@ -142,7 +144,7 @@ def confirm(
 
 @router.post("/cases/{case_no}/decide", response_model=FireResultPublic)
 def decide(
-    case_no: str, body: CaseDecision, account: CurrentReviewer, engine: EngineDep
+    case_no: CaseNo, body: CaseDecision, account: CurrentReviewer, engine: EngineDep
 ) -> FireResultPublic:
     """Approve (an amount at or below the ceiling; below it is partial), reject, or ask for more."""
     case = load_visible_case(engine, account, case_no)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlmodel import Session, col, select
 
-from api.deps import EngineDep, not_found
+from api.deps import CaseNo, EngineDep, not_found
 from api.routes.common import case_notices
 from api.schemas import PUBLIC_STATUS, NoticePublic, StatusPublic
 from models.tables import Case
@@ -17,7 +17,7 @@ from states.catalog import spec_for
 router = APIRouter(tags=["public"])
 
 
-def find_by_code(engine: EngineDep, case_no: str, code: str) -> Case:
+def find_by_code(engine: EngineDep, case_no: CaseNo, code: str) -> Case:
     with Session(engine.db) as s:
         case = s.exec(select(Case).where(col(Case.case_no) == case_no)).first()
     if case is None or not hmac.compare_digest(case.query_code, code):
@@ -27,7 +27,7 @@ def find_by_code(engine: EngineDep, case_no: str, code: str) -> Case:
 
 @router.get("/status/{case_no}", response_model=StatusPublic)
 def public_status(
-    case_no: str,
+    case_no: CaseNo,
     engine: EngineDep,
     code: Annotated[str, Query(min_length=6, max_length=6, pattern=r"^\d{6}$")],
 ) -> StatusPublic:

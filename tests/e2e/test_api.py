@@ -230,10 +230,21 @@ def test_concurrent_decisions_one_wins_the_other_409(api_db: Accounts) -> None:
             assert "刷新" in conflict["message_zh"]  # stale version, or the task already done
 
 
+def fuzzer(strategy: Any, headers: dict[str, str]) -> Any:
+    """A hypothesis test that sends generated requests and fails on any 5xx answer."""
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+
+    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(case=strategy)
+    def fuzz(case: Any) -> None:
+        case.call_and_validate(headers=headers, checks=[not_a_server_error])
+
+    return fuzz
+
+
 def test_openapi_has_no_server_errors(api_db: Accounts) -> None:
     import schemathesis
-    from hypothesis import HealthCheck, settings
-    from schemathesis.checks import not_a_server_error
 
     engine = make_case_engine(api_db.url)
     engine.submit(S.application("CRED-01"), actor="applicant_a")
@@ -247,11 +258,7 @@ def test_openapi_has_no_server_errors(api_db: Accounts) -> None:
             if operation.path in ("/api/operator/batches", "/api/operator/flows/{name}"):
                 continue  # run real Prefect flows: covered above, too slow to fuzz
 
-            @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
-            @schemathesis.given(case=operation.as_strategy())  # type: ignore[misc]
-            def fuzz(case: Any, headers: dict[str, str] = headers) -> None:
-                case.call_and_validate(headers=headers, checks=[not_a_server_error])
-
+            fuzz = fuzzer(operation.as_strategy(), headers)
             try:
                 fuzz()
             except Exception as exc:  # collect every failing operation, then report them all
