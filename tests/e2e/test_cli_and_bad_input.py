@@ -220,3 +220,29 @@ def test_register_import(cli_env: str, tmp_path: Path) -> None:
         invoke("submit", write(tmp_path, S.application("LOAN-01")), "--json").stdout
     )
     assert json.loads(invoke("status", case["case_no"], "--json").stdout)["decision"] == "refused"
+
+
+def test_account_create(cli_env: str) -> None:
+    out = invoke(
+        "account",
+        "create",
+        "wangyu",
+        "--role",
+        "reviewer",
+        "--bureau",
+        "sasac",
+        "--section",
+        "asset_mgmt",
+        "--password",
+        "secret",
+    )
+    assert out.exit_code == 0, out.stdout
+    token = out.stdout.strip().splitlines()[-1]
+    assert len(token) > 30
+    engine = create_engine(cli_env)
+    with engine.connect() as conn:
+        stored = conn.execute(text("select token_hash, password_hash from account")).one()
+    engine.dispose()
+    assert token not in stored[0] and stored[1].startswith("scrypt$")  # only hashes are kept
+    assert invoke("account", "create", "wangyu", "--role", "operator").exit_code == 2  # taken
+    assert invoke("account", "create", "x", "--role", "reviewer", "--bureau", "nope").exit_code == 2

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import scenarios as S
 from conftest import make_case_engine
 from drive import decide
@@ -46,8 +47,12 @@ def test_serve_runs_scheduled_payout_batches(sqlite_url: str, tmp_path: Path) ->
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
     }
     env.pop("PREFECT_API_URL", None)
+    web_port = free_port()
     proc = subprocess.Popen(
-        [*RELIEF, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [*RELIEF, "serve", "--port", str(web_port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 240
@@ -57,6 +62,8 @@ def test_serve_runs_scheduled_payout_batches(sqlite_url: str, tmp_path: Path) ->
             with Session(engine.db) as s:
                 sent = s.exec(select(Payout)).one().status == "sent"
         assert sent, "no scheduled payout batch ran"
+        page = httpx.get(f"http://127.0.0.1:{web_port}/status", timeout=30)  # the API, same process
+        assert page.status_code == 200 and "办理进度查询" in page.text
         assert list((tmp_path / "payments").glob("PB-*.csv"))
     finally:
         proc.send_signal(signal.SIGTERM)
