@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -440,6 +441,10 @@ def serve(
     finally:
         server.should_exit = True
         web.join(timeout=10)
+    # Prefect's background log/event workers are non-daemon threads that can keep retrying
+    # against the server we just stopped; everything of ours is committed, so leave now.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 @account_app.command("create")

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,6 +77,7 @@ def prefect_api() -> Iterator[str]:
         stderr=subprocess.STDOUT,
         start_new_session=True,  # a Ctrl-C for us must not kill the server under our feet
     )
+    _children.append(proc)
     try:
         _wait_healthy(url, proc, timeout=180)
         yield url
@@ -102,10 +104,28 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], *, timeout: float) ->
     raise RuntimeError(f"prefect server did not answer at {url} within {timeout:.0f} s")
 
 
+_children: list[subprocess.Popen[bytes]] = []
+STOP_GRACE_SECONDS = 20.0
+
+
+def _hard_stop() -> None:
+    """If a clean stop hangs (Prefect's background workers retrying against a server that is
+    going away), stop our local Prefect server and leave: every case change is already
+    committed, and flow runs are separate processes."""
+    for child in _children:
+        child.terminate()
+    log.warning("relief serve: clean stop took over %.0f s; exiting", STOP_GRACE_SECONDS)
+    sys.stdout.flush()
+    os._exit(0)
+
+
 def _stop_on_sigterm() -> None:
-    """SIGTERM (a service manager's stop) ends the process like Ctrl-C: cleanly."""
+    """SIGTERM (a service manager's stop) ends the process like Ctrl-C, within a grace time."""
 
     def handler(signum: int, frame: Any) -> None:
+        timer = threading.Timer(STOP_GRACE_SECONDS, _hard_stop)
+        timer.daemon = True
+        timer.start()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)

@@ -53,6 +53,7 @@ def test_serve_runs_scheduled_payout_batches(sqlite_url: str, tmp_path: Path) ->
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # so that a failed test can stop everything it started
     )
     try:
         deadline = time.monotonic() + 240
@@ -70,7 +71,7 @@ def test_serve_runs_scheduled_payout_batches(sqlite_url: str, tmp_path: Path) ->
         try:
             out, _ = proc.communicate(timeout=240)  # a loaded 2-core machine stops slowly
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             raise
     assert proc.returncode == 0, out.decode(errors="replace")[-2000:]
     engine.db.dispose()
