@@ -6,6 +6,7 @@ figures and in 人民币大写 by cn2an), so a template never computes money.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -57,9 +58,16 @@ def zh_date(d: date | None) -> str:
     return "" if d is None else f"{d.year}年{d.month}月{d.day}日"
 
 
+@functools.lru_cache(maxsize=4096)  # cn2an takes ~0.2 ms; a notice asks twice
 def money_upper(amount: Decimal) -> str:
     """人民币大写, as a payment notice writes it (cn2an, not by hand)."""
     return str(cn2an.an2cn(f"{to_money(amount):.2f}", "rmb"))
+
+
+@functools.lru_cache(maxsize=256)
+def number_zh(n: int) -> str:
+    """A count in Chinese numerals (六十), for periods the edition sets."""
+    return str(cn2an.an2cn(n))
 
 
 def route_of(a: Assessment, *kinds: TaskKind) -> Route | None:
@@ -136,8 +144,8 @@ def remedy(inp: NoticeInput, issuer: Route | None) -> dict[str, Any]:
     n = inp.edition.notices
     return {
         "kind": "administrative",
-        "days_zh": cn2an.an2cn(n.reconsideration_days.value),
-        "months_zh": cn2an.an2cn(n.lawsuit_months.value),
+        "days_zh": number_zh(n.reconsideration_days.value),
+        "months_zh": number_zh(n.lawsuit_months.value),
         "body": n.reconsideration_body,
         "court": n.court,
     }

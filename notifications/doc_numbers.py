@@ -19,6 +19,21 @@ def doc_number(prefix: str, year: int, serial: int) -> str:
 
 
 def next_doc_number(s: Session, prefix: str, year: int) -> str:
+    serial = lock_serial(s, prefix, year) + 1
+    s.exec(
+        update(DocSerial)
+        .where(col(DocSerial.prefix) == prefix, col(DocSerial.year) == year)
+        .values(last=serial)
+    )
+    return doc_number(prefix, year, serial)
+
+
+def lock_serial(s: Session, prefix: str, year: int) -> int:
+    """The last serial the issuer used this year, its row locked until the transaction ends.
+
+    The caller writes the new last serial back in the same transaction (the batch path hands
+    out a run of numbers and writes the last one once).
+    """
     dialect = s.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -31,10 +46,4 @@ def next_doc_number(s: Session, prefix: str, year: int) -> str:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
-    serial = row.last + 1
-    s.exec(
-        update(DocSerial)
-        .where(col(DocSerial.prefix) == prefix, col(DocSerial.year) == year)
-        .values(last=serial)
-    )
-    return doc_number(prefix, year, serial)
+    return row.last

@@ -7,6 +7,7 @@ payout to order, an effect to apply); the engine performs them. Guards only read
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -90,9 +91,13 @@ class Effects:
     resume_clock: bool = False  # deadlines move on by the working days paused
 
 
-@dataclass
+@dataclass(eq=False)
 class CaseSubject:
-    """The plain object a machine drives (never the SQLModel row)."""
+    """The plain object a machine drives (never the SQLModel row).
+
+    Compared by identity: `Machine.add_model` skips a model equal to one it has, and two
+    cases can look alike field by field.
+    """
 
     state: str
     assessment: Assessment
@@ -282,8 +287,14 @@ class Row:
 
 def lifecycle_rows() -> list[Row]:
     """The shared lifecycle; a type adds rows for its own states."""
+    return list(_lifecycle_table())
+
+
+@functools.cache
+def _lifecycle_table() -> tuple[Row, ...]:
+    """Built once: the engine consults the table several times per step."""
     n = NoticeKind
-    return [
+    return (
         Row("submit", S.DRAFT, S.SUBMITTED),
         # 即申即享: the rules accept or refuse at once (default) ...
         Row("auto_accept", S.SUBMITTED, S.ACCEPTED, (auto_intake, acceptable),
@@ -336,7 +347,7 @@ def lifecycle_rows() -> list[Row]:
             Effects(close_tasks=True, notices=(n.WITHDRAWN,))),
         Row("expire", WITHDRAWABLE, S.EXPIRED, (has_reason,),
             Effects(close_tasks=True, notices=(n.EXPIRED,))),
-    ]  # fmt: skip
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -349,7 +360,7 @@ class TypeMachine:
     extra_rows: tuple[Row, ...] = ()
 
     def rows(self) -> list[Row]:
-        return [*self.extra_rows, *lifecycle_rows()]
+        return [*self.extra_rows, *_lifecycle_table()]
 
     def states(self) -> list[CaseState]:
         used: set[CaseState] = set()
@@ -358,28 +369,53 @@ class TypeMachine:
             used.add(r.dest)
         return [s for s in CaseState if s in used]
 
-    def effects(self, trigger: str, source: str, dest: str) -> Effects:
+    @functools.cached_property
+    def _by_source(self) -> dict[str, list[Row]]:
+        """The rows leaving each state, in table order (the engine asks several times a step)."""
+        index: dict[str, list[Row]] = {}
         for r in self.rows():
-            if r.trigger == trigger and source in r.sources() and r.dest == dest:
+            for s in r.sources():
+                index.setdefault(s.value, []).append(r)
+        return index
+
+    @functools.cached_property
+    def _by_trigger(self) -> dict[tuple[str, str], tuple[Row, ...]]:
+        return {
+            (state, t): tuple(r for r in rows if r.trigger == t)
+            for state, rows in self._by_source.items()
+            for t in {r.trigger for r in rows}
+        }
+
+    def rows_from(self, trigger: str, state: str) -> tuple[Row, ...]:
+        """The rows `trigger` may take from `state`, in table order."""
+        key = state.value if isinstance(state, CaseState) else state
+        return self._by_trigger.get((key, trigger), ())
+
+    def effects(self, trigger: str, source: str, dest: str) -> Effects:
+        for r in self.rows_from(trigger, source):
+            if r.dest == dest:
                 return r.effects
         return Effects()
 
     def auto_triggers(self, state: str) -> list[str]:
         """Triggers the engine tries by itself in `state`, in table order, without repeats."""
+        key = state.value if isinstance(state, CaseState) else state
         seen: list[str] = []
-        for r in self.rows():
-            if r.auto and state in r.sources() and r.trigger not in seen:
+        for r in self._by_source.get(key, ()):
+            if r.auto and r.trigger not in seen:
                 seen.append(r.trigger)
         return seen
 
     def conditions_for(self, trigger: str, state: str) -> list[list[Any]]:
         """The guard lists of each row `trigger` may take from `state`."""
-        return [
-            list(r.conditions) for r in self.rows() if r.trigger == trigger and state in r.sources()
-        ]
+        return [list(r.conditions) for r in self.rows_from(trigger, state)]
 
-    def build(self, subject: CaseSubject) -> Machine:
-        """A fresh machine bound to one subject (never a growing shared one)."""
+    def build(self, subject: CaseSubject | None = None) -> Machine:
+        """A fresh machine bound to one subject (never a growing shared one).
+
+        Without a subject, a machine for one batch's subjects (states/batch.py triggers its
+        events for each subject), to be dropped with the batch.
+        """
         transitions = [
             {"trigger": r.trigger, "source": [s.value for s in r.sources()],
              "dest": r.dest.value, "conditions": list(r.conditions)}
@@ -389,7 +425,7 @@ class TypeMachine:
             model=subject,
             states=[s.value for s in self.states()],
             transitions=transitions,
-            initial=subject.state,
+            initial=subject.state if subject is not None else CaseState.DRAFT.value,
             auto_transitions=False,
             send_event=True,
             ignore_invalid_triggers=False,
