@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import make_url
 
 from models.db import engine_for, migrate
 from models.settings import Settings, get_settings
@@ -14,6 +17,10 @@ from states.clock import Clock
 from states.engine import CaseEngine
 
 T = TypeVar("T")
+# Alembic's command API keeps module-level state: two tasks of one flow run (threads) that
+# migrate at once fail with KeyError('script'). One migration at a time per process.
+_MIGRATE_LOCK = threading.Lock()
+_MIGRATED: set[tuple[str, int, int]] = set()
 
 # Offline machines: Prefect's telemetry would only log failures; INFO logs one line per task.
 PREFECT_DEFAULTS = {
@@ -35,15 +42,50 @@ def case_engine(*, now: datetime | None = None, settings: Settings | None = None
     """The engine on RELIEF_DATABASE_URL; an embedded SQLite file sets itself up."""
     settings = settings or get_settings()
     if settings.database_url.startswith("sqlite"):
-        migrate(settings.database_url)
+        _migrate_once(settings.database_url)
     return CaseEngine(
         engine_for(settings.database_url), settings=settings, clock=Clock(now or settings.now)
     )
 
 
+def _migrate_once(url: str) -> None:
+    """Bring an embedded SQLite file to the newest schema, once per process and file.
+
+    Alembic's check costs ~0.1 s (it reads every migration script); a payout batch of 10,000
+    runs 50 tasks, each asking for an engine. The file's identity is part of the key, so a
+    file deleted and made again is migrated again.
+    """
+    path = make_url(url).database or ""
+    with _MIGRATE_LOCK:
+        try:
+            st = os.stat(path)
+            key = (url, st.st_dev, st.st_ino)
+        except OSError:
+            key = None
+        if key is not None and key in _MIGRATED:
+            return
+        migrate(url)
+        st = os.stat(path) if path and os.path.exists(path) else None
+        if st is not None:
+            _MIGRATED.add((url, st.st_dev, st.st_ino))
+
+
 def chunked(items: Sequence[T], size: int) -> list[list[T]]:
     """Split a batch into chunks, one Prefect task each."""
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def run_chunks(task: Any, chunks: Sequence[T], *args: Any) -> list[Any]:
+    """One Prefect task per chunk; their results in chunk order.
+
+    On PostgreSQL the chunks run concurrently (Prefect's thread pool). SQLite has one writer:
+    chunk transactions started together would wait for each other in SQLite's busy handler,
+    which sleeps in steps of up to 100 ms, so there the chunks run one after another.
+    """
+    if get_settings().database_url.startswith("sqlite"):
+        return [task.submit(chunk, *args).result() for chunk in chunks]
+    futures = [task.submit(chunk, *args) for chunk in chunks]
+    return [f.result() for f in futures]
 
 
 @contextmanager

@@ -3,6 +3,11 @@
 A paid line settles its case through the engine (request key `paid:<key>`, so a file read twice
 changes nothing). A failed line sends the payout back for the next batch until its attempts run
 out; then it becomes an incident for an operator.
+
+The file is read in chunks of RELIEF_CHUNK_SIZE lines, one Prefect task each. A chunk's paid
+lines are settled through the engine's batch path, one transaction for the chunk; if that
+transaction meets a conflict, the chunk's lines are settled one by one instead, so one bad
+line never holds up the others.
 """
 
 from __future__ import annotations
@@ -13,10 +18,13 @@ from prefect import flow, task
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
-from flows.common import case_engine
+from flows.common import case_engine, chunked, run_chunks
 from flows.payout import give_up, settle
 from flows.treasury import FileTreasury
+from models.settings import get_settings
 from models.tables import Payout, PayoutAttempt
+from states.batch import BatchEngine, FireItem
+from states.engine import CaseEngine, ConflictError
 
 
 class ReconcileParams(BaseModel):
@@ -36,19 +44,25 @@ class ReconcileSummary(BaseModel):
 def reconcile_lines(rows: list[dict[str, str]]) -> ReconcileSummary:
     engine = case_engine()
     out = ReconcileSummary(lines=len(rows))
-    for row in rows:
-        key = row["idempotency_key"].strip()
-        with Session(engine.db) as s:
-            payout = s.exec(select(Payout).where(col(Payout.idempotency_key) == key)).first()
+    keys = [row["idempotency_key"].strip() for row in rows]
+    with Session(engine.db) as s:
+        payouts = {
+            p.idempotency_key: p
+            for p in s.exec(select(Payout).where(col(Payout.idempotency_key).in_(keys))).all()
+        }
+    paid: list[tuple[Payout, str]] = []
+    queued: set[str] = set()
+    for key, row in zip(keys, rows, strict=True):
+        payout = payouts.get(key)
         if payout is None or payout.id is None:
             out.unknown.append(key)
             continue
-        if payout.status == "paid":
+        if payout.status == "paid" or key in queued:
             out.already_paid += 1
             continue
         if row["status"].strip() == "paid":
-            settle(engine, payout, row.get("reference", "").strip())
-            out.paid += 1
+            paid.append((payout, row.get("reference", "").strip()))
+            queued.add(key)
             continue
         with Session(engine.db) as s, s.begin():
             p = s.get(Payout, payout.id)
@@ -70,11 +84,41 @@ def reconcile_lines(rows: list[dict[str, str]]) -> ReconcileSummary:
             out.incidents += int(give_up(engine, payout, f"国库退回：{row.get('reference', '')}"))
         else:
             out.retry += 1
+    settle_many(engine, paid)
+    out.paid += len(paid)
     return out
+
+
+def settle_many(engine: CaseEngine, paid: list[tuple[Payout, str]]) -> None:
+    """Settle a chunk's paid lines in one engine transaction (one by one after a conflict)."""
+    batch = BatchEngine(engine.db, settings=engine.settings, clock=engine.clock)
+    items = [
+        FireItem(
+            p.case_id,
+            "record_payment",
+            actor="treasury",
+            payload={"external_ref": reference},
+            request_key=f"paid:{p.idempotency_key}",
+        )
+        for p, reference in paid
+    ]
+    outcome = batch.fire_many(items, chunk_size=max(1, len(items)))
+    for index, exc in sorted(outcome.refused.items()):
+        if not isinstance(exc, ConflictError):
+            raise exc  # as a single settle would: the task fails and is retried
+        payout, reference = paid[index]
+        settle(engine, payout, reference)
 
 
 @flow(name="reconcile", log_prints=False)
 def reconcile_flow(params: ReconcileParams) -> ReconcileSummary:
     """Read a reconciliation file from the treasury."""
     rows = FileTreasury.read_reconciliation(params.file)
-    return reconcile_lines(rows)
+    summary = ReconcileSummary(lines=len(rows))
+    for part in run_chunks(reconcile_lines, chunked(rows, get_settings().chunk_size)):
+        summary.paid += part.paid
+        summary.already_paid += part.already_paid
+        summary.retry += part.retry
+        summary.incidents += part.incidents
+        summary.unknown += part.unknown
+    return summary
