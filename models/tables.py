@@ -74,7 +74,8 @@ class ReviewTask(SQLModel, table=True):
 
     __tablename__ = "review_task"
     __table_args__ = (
-        Index("ix_task_queue", "bureau_code", "section_code", "status", "due_on"),
+        # a section's queue in its order: overdue first, then by due date, ties by id
+        Index("ix_task_queue", "bureau_code", "section_code", "status", "due_on", "id"),
         Index("ix_task_case", "case_id"),
     )
 

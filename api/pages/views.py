@@ -33,7 +33,8 @@ from api.routes.public import find_by_code
 from api.schemas import PUBLIC_STATUS, task_public
 from api.security import new_token, password_ok, token_hash
 from models.input_errors import InvalidApplication
-from models.tables import Account, Case, ReviewTask, WebSession
+from models.tables import Account, ReviewTask, WebSession
+from models.work_queue import section_queue
 from states.catalog import spec_for
 from states.engine import EngineError
 from states.labels import state_zh
@@ -122,20 +123,11 @@ Reviewer = Annotated[Account, Depends(reviewer)]
 def tasklist(request: Request, account: Reviewer, engine: EngineDep) -> HTMLResponse:
     today = engine.clock.today()
     with Session(engine.db) as s:
-        rows = s.exec(
-            select(ReviewTask, Case)
-            .join(Case, col(Case.id) == col(ReviewTask.case_id))
-            .where(
-                col(ReviewTask.bureau_code) == account.bureau_code,
-                col(ReviewTask.section_code) == (account.section_code or ""),
-                col(ReviewTask.status) == "open",
-            )
-        ).all()
+        rows = section_queue(s, account.bureau_code or "", account.section_code or "")
     tasks = [
         (task_public(t, c.case_no or "", c.case_type, today), spec_for(c.case_type).label_zh)
         for t, c in rows
     ]
-    tasks.sort(key=lambda pair: (not pair[0].overdue, pair[0].due_on or today, pair[0].id))
     return page(request, "tasks.html.j2", account, tasks=tasks, today=today)
 
 

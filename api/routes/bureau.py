@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from api.deps import (
     CaseNo,
@@ -28,6 +28,7 @@ from api.schemas import (
     task_public,
 )
 from models.tables import Case, ReviewTask
+from models.work_queue import PAGE_DEFAULT, PAGE_MAX, section_queue
 
 router = APIRouter(tags=["bureaus"])
 
@@ -52,23 +53,21 @@ def work_queue(
     account: CurrentReviewer,
     engine: EngineDep,
     status: Annotated[str, Query(pattern="^(open|done|cancelled|all)$")] = "open",
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[TaskPublic]:
-    """My section's tasks: overdue first, then by due date."""
+    """My section's tasks, a page at a time: by due date (overdue first), then by task id."""
     today = engine.clock.today()
     with Session(engine.db) as s:
-        stmt = (
-            select(ReviewTask, Case.case_no, Case.case_type)
-            .join(Case, col(Case.id) == col(ReviewTask.case_id))
-            .where(
-                col(ReviewTask.bureau_code) == account.bureau_code,
-                col(ReviewTask.section_code) == (account.section_code or ""),
-            )
+        rows = section_queue(
+            s,
+            account.bureau_code or "",
+            account.section_code or "",
+            status=None if status == "all" else status,
+            limit=limit,
+            offset=offset,
         )
-        if status != "all":
-            stmt = stmt.where(col(ReviewTask.status) == status)
-        rows = s.exec(stmt.order_by(col(ReviewTask.due_on), col(ReviewTask.id))).all()
-    tasks = [task_public(t, no or "", ct, today) for t, no, ct in rows]
-    return sorted(tasks, key=lambda t: (not t.overdue, t.due_on or today, t.id))
+    return [task_public(t, c.case_no or "", c.case_type, today) for t, c in rows]
 
 
 @router.post("/tasks/{task_id}/claim", response_model=TaskPublic)
