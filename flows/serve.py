@@ -30,21 +30,37 @@ log = logging.getLogger(__name__)
 
 
 def deployments() -> list[Any]:
-    """Every scheduled flow as a deployment with its interval."""
+    """Every scheduled flow as a deployment with its interval.
+
+    One run of each at a time, and a run that comes due while the last one still works is
+    cancelled, not queued: each flow is a sweep that picks up all the work there is, and on a
+    busy machine overlapping runs (each its own process) only pile up and slow each other.
+    """
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
     from flows.outbox import outbox_flow
     from flows.payout import payout_flow
     from flows.sla import sla_flow
 
     settings = get_settings()
+    one_at_a_time = ConcurrencyLimitConfig(
+        limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+    )
     return [
         outbox_flow.to_deployment(
-            name="outbox-delivery", interval=timedelta(minutes=settings.schedule_outbox_minutes)
+            name="outbox-delivery",
+            interval=timedelta(minutes=settings.schedule_outbox_minutes),
+            concurrency_limit=one_at_a_time,
         ),
         sla_flow.to_deployment(
-            name="sla-sweep", interval=timedelta(minutes=settings.schedule_sla_minutes)
+            name="sla-sweep",
+            interval=timedelta(minutes=settings.schedule_sla_minutes),
+            concurrency_limit=one_at_a_time,
         ),
         payout_flow.to_deployment(
-            name="payout-batches", interval=timedelta(minutes=settings.schedule_payout_minutes)
+            name="payout-batches",
+            interval=timedelta(minutes=settings.schedule_payout_minutes),
+            concurrency_limit=one_at_a_time,
         ),
     ]
 
