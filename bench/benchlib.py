@@ -1,0 +1,239 @@
+"""What the benchmark scripts share: the workload, the engine, statistics, the machine.
+
+Not a test helper: the scripts print figures for docs/benchmarks.md. Run them from a checkout
+with relief installed (`pip install -e '.[bench]'`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python bench/x.py` from a checkout without an install
+    sys.path.insert(0, str(ROOT))
+
+from models.db import make_engine, migrate  # noqa: E402
+from models.settings import Settings  # noqa: E402
+from states.batch import BatchEngine, FireItem, ReviewItem, SubmitItem  # noqa: E402
+from states.civil_dates import SHANGHAI  # noqa: E402
+from states.clock import Clock  # noqa: E402
+from states.identifiers import uscc_check_char  # noqa: E402
+
+# The clock of the tests: inside the policy window, after every filing.
+NOW = datetime(2022, 12, 30, 10, 0, tzinfo=SHANGHAI)
+CHUNK = 500
+
+
+# ---------------------------------------------------------------- the workload
+def uscc(i: int) -> str:
+    """A valid USCC (GB 32100-2015) for enterprise number i: 9 1 110101 + 9 digits + check."""
+    first17 = f"91110101{i:09d}"
+    return first17 + uscc_check_char(first17)
+
+
+def building_application(i: int) -> dict[str, Any]:
+    """The building subsidy (two parallel reviews, a confirmation, a payout), one per building.
+
+    A commercial building inside 中关村东城园 (tests/data/scenarios.yaml RENT-09 without the
+    prior subsidy): its own property_id, so the 1,000,000 cap per building never binds, and its
+    own reduced rent, so amounts (and their 人民币大写) differ from case to case.
+    """
+    return {
+        "type": "rent_park_subsidy",
+        "application_date": "2022-07-01",
+        "applicant": {
+            "uscc": uscc(i),
+            "role": "owner",
+            "property": {
+                "property_id": f"BLDG-{i:07d}",
+                "type": "commercial_building",
+                "state_owned": False,
+                "in_zgc_dongcheng_park": True,
+            },
+        },
+        "confirmed_total_reduced": str(1_000_000 + 37 * i),
+        "prior_subsidy_for_this_property": 0,
+    }
+
+
+def batch_engine(url: str) -> BatchEngine:
+    return BatchEngine(make_engine(url), settings=Settings(database_url=url), clock=Clock(NOW))
+
+
+def fresh_sqlite(folder: Path, name: str) -> str:
+    path = folder / name
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    url = f"sqlite:///{path}"
+    migrate(url)
+    return url
+
+
+@dataclass
+class Stages:
+    """Wall seconds per stage of one run."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+
+def _check(outcome: Any, what: str) -> None:
+    if outcome.refused:
+        index, exc = next(iter(outcome.refused.items()))
+        raise SystemExit(f"{what}: {len(outcome.refused)} refused, e.g. item {index}: {exc}")
+
+
+def drive_to_closed(
+    engine: BatchEngine, n: int, *, chunk: int = CHUNK, start: int = 0, stages: Stages | None = None
+) -> tuple[Stages, list[int]]:
+    """n building-subsidy cases from submission to closed through the batch path.
+
+    Each stage is what one party does to a whole batch: the applicants file; each reviewing
+    section reads its work queue and passes its tasks; the confirming section confirms; the
+    district decides; the treasury's payments are recorded (payout_ordered → paid → closed).
+    """
+    from sqlalchemy import select
+    from sqlmodel import Session
+
+    from models.tables import ReviewTask
+
+    stages = stages or Stages()
+    with stages.stage("submit"):
+        out = engine.submit_many(
+            [SubmitItem(building_application(start + i), actor="applicant") for i in range(n)],
+            chunk_size=chunk,
+        )
+        _check(out, "submit")
+    ids = [results[0].case_id for results in out.results()]
+    with Session(engine.db) as s:
+        sections = sorted(
+            set(
+                s.execute(
+                    select(ReviewTask.section_code).where(
+                        ReviewTask.case_id.in_(ids[:1]),  # type: ignore[attr-defined]
+                        ReviewTask.kind == "review",
+                    )
+                ).scalars()
+            )
+        )
+    for section in sections:
+        with stages.stage(f"review ({section})"):
+            with Session(engine.db) as s:
+                queue = list(
+                    s.execute(
+                        select(ReviewTask.id)
+                        .where(
+                            ReviewTask.section_code == section,
+                            ReviewTask.kind == "review",
+                            ReviewTask.status == "open",
+                        )
+                        .order_by(ReviewTask.id)  # type: ignore[arg-type]
+                    ).scalars()
+                )
+            out = engine.decide_tasks(
+                [ReviewItem(t, "pass", actor=f"reviewer:{section}") for t in queue],
+                chunk_size=chunk,
+            )
+            _check(out, f"review {section}")
+    for trigger, actor in (("confirm", "confirmer"), ("approve", "district")):
+        with stages.stage(trigger):
+            out = engine.fire_many(
+                [FireItem(c, trigger, actor=actor) for c in ids], chunk_size=chunk
+            )
+            _check(out, trigger)
+    with stages.stage("record_payment"):
+        out = engine.fire_many(
+            [
+                FireItem(
+                    c,
+                    "record_payment",
+                    actor="treasury",
+                    payload={"external_ref": f"TR-{c}"},
+                    request_key=f"paid:payout:{c}",
+                )
+                for c in ids
+            ],
+            chunk_size=chunk,
+        )
+        _check(out, "record_payment")
+    return stages, ids
+
+
+# ---------------------------------------------------------------- statistics and reporting
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def p95(xs: list[float]) -> float:
+    ordered = sorted(xs)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def machine() -> dict[str, str]:
+    """Where the figures were measured."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "commit": commit,
+        "cpu": f"{cpu} ({os.cpu_count()} cores)",
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "load_1min_at_start": f"{load:.2f}",
+    }
+
+
+def header(title: str) -> None:
+    print(f"# {title}")
+    for k, v in machine().items():
+        print(f"  {k}: {v}")
+    print()
+
+
+def dump_json(path: str | None, data: dict[str, Any]) -> None:
+    if path:
+        Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
