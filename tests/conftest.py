@@ -7,10 +7,16 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 # `tests/` is not a package, so pytest puts it on sys.path for this conftest (rootdir-based
 # "prepend" import mode). If `tests/__init__.py` is ever added, import `tests.pg_server`.
 from pg_server import PostgresBinariesNotFound, PostgresServer
+
+# Hypothesis checks behaviour, not speed: its default 200 ms deadline per example fails
+# property tests on a loaded 2-core machine (seen in CI). Speed lives in bench/.
+settings.register_profile("relief", deadline=None)
+settings.load_profile("relief")
 
 # --- PostgreSQL -----------------------------------------------------------------------------
 # One throwaway server per pytest session (see tests/pg_server.py), one fresh database per
