@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from flows.common import case_engine, chunked
+from flows.singleton import exclusive
 from flows.treasury import FileTreasury, HttpTreasury, PaymentInstruction, TreasuryError
 from models.settings import get_settings
 from models.tables import Applicant, Case, Incident, PaymentBatch, Payout, PayoutAttempt
@@ -40,6 +41,7 @@ class PayoutSummary(BaseModel):
     files: list[str] = Field(default_factory=list)
     failed: int = 0
     incidents: int = 0
+    busy: bool = Field(default=False, description="another payout run held the lock; did nothing")
 
 
 # ---------------------------------------------------------------- shared pieces
@@ -274,10 +276,23 @@ def _write_batch(engine: CaseEngine, treasury: FileTreasury, batch_id: int) -> P
 # ---------------------------------------------------------------- the flow
 @flow(name="payout", log_prints=False)
 def payout_flow(params: PayoutParams | None = None) -> PayoutSummary:
-    """Pay every ordered payout: by instruction file, or through the treasury's HTTP API."""
+    """Pay every ordered payout: by instruction file, or through the treasury's HTTP API.
+
+    One payout run at a time across all workers (flows/singleton.py): a second run that starts
+    while one is paying returns at once with `busy`, and the next scheduled run carries on.
+    """
     params = params or PayoutParams()
     settings = get_settings()
     adapter = params.adapter or settings.treasury_adapter
+    engine = case_engine()
+    with exclusive(engine.db, "payout") as mine:
+        if not mine:
+            return PayoutSummary(adapter=adapter, busy=True)
+        return _pay_all(engine, params, adapter)
+
+
+def _pay_all(engine: CaseEngine, params: PayoutParams, adapter: str) -> PayoutSummary:
+    settings = engine.settings
     summary = PayoutSummary(adapter=adapter)
     if adapter == "file":
         out = write_payment_files(str(params.out_dir or settings.payment_dir))
@@ -287,7 +302,6 @@ def payout_flow(params: PayoutParams | None = None) -> PayoutSummary:
     endpoint = params.endpoint or settings.treasury_url
     if not endpoint:
         raise ValueError("the http treasury adapter needs RELIEF_TREASURY_URL or --endpoint")
-    engine = case_engine()
     with Session(engine.db) as s:
         ids = [
             p.id
