@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +29,14 @@ log = logging.getLogger(__name__)
 
 
 def deployments() -> list[Any]:
-    """Every scheduled flow as a deployment with its interval."""
-    from flows.outbox import outbox_flow
-    from flows.payout import payout_flow
-    from flows.sla import sla_flow
+    """Every scheduled flow as a deployment with its interval (the same list `relief deploy`
+    registers in a work pool: flows/deploy.py)."""
+    from flows.deploy import SCHEDULED
 
     settings = get_settings()
     return [
-        outbox_flow.to_deployment(
-            name="outbox-delivery", interval=timedelta(minutes=settings.schedule_outbox_minutes)
-        ),
-        sla_flow.to_deployment(
-            name="sla-sweep", interval=timedelta(minutes=settings.schedule_sla_minutes)
-        ),
-        payout_flow.to_deployment(
-            name="payout-batches", interval=timedelta(minutes=settings.schedule_payout_minutes)
-        ),
+        spec.load().to_deployment(name=spec.deployment, interval=spec.interval(settings))
+        for spec in SCHEDULED
     ]
 
 
