@@ -48,6 +48,13 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+def head_revision() -> str | None:
+    """The newest migration this code knows (what `relief db upgrade` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
 def migrate(url: str) -> None:
     """Bring the database at `url` to the newest schema (idempotent)."""
     command.upgrade(alembic_config(url), "head")
