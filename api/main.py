@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.pages.views import router as pages_router
 from api.routes import applicant, bureau, operator, public
-from models.db import engine_for, head_revision, migrate
+from models.db import engine_for, head_revision, migrate, schema_state
 from models.input_errors import InvalidApplication
 from models.settings import Settings, get_settings
 from states.clock import Clock
@@ -47,7 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:
-        """Liveness and readiness: this process answers and its database does."""
+        """Readiness: this process answers, its database answers and has this code's schema.
+
+        503 when the database is down or behind this code (`relief db upgrade` first); 200 with
+        `schema_state: ahead` when the database was upgraded for newer code (an upgrade in
+        progress: this process still works, replace it).
+        """
         body: dict[str, object] = {"pid": os.getpid(), "schema_expected": code_schema}
         try:
             with app.state.engine.db.connect() as conn:
@@ -57,8 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except SQLAlchemyError as exc:
             log.warning("healthz: database unreachable: %s", exc)
             return JSONResponse(status_code=503, content={**body, "status": "database down"})
-        body["status"] = "ok" if body["schema"] == code_schema else "schema mismatch"
-        return JSONResponse(status_code=200 if body["status"] == "ok" else 503, content=body)
+        body["schema_state"] = state = schema_state(str(body["schema"] or "") or None)
+        body["status"] = "ok" if state != "behind" else "run relief db upgrade"
+        return JSONResponse(status_code=200 if state != "behind" else 503, content=body)
 
     @app.exception_handler(InvalidApplication)
     def invalid(request: Request, exc: InvalidApplication) -> JSONResponse:
