@@ -41,6 +41,10 @@ def worker(
         str | None, typer.Option(help="worker name (default: relief-<host>-<pid>)")
     ] = None,
     limit: Annotated[int | None, typer.Option(help="most flow runs at once")] = None,
+    healthcheck: Annotated[
+        bool,
+        typer.Option(help="serve GET /health on PREFECT_WORKER_WEBSERVER_HOST:PORT (0.0.0.0:8080)"),
+    ] = False,
 ) -> None:
     """Run flow runs from the work pool: `prefect worker start --type process` in this process."""
     import flows  # noqa: F401  (relief's Prefect defaults, inherited by the worker)
@@ -51,5 +55,7 @@ def worker(
         render.console.print("[red]PREFECT_API_URL is not set (see docs/deploy.md)[/red]")
         raise typer.Exit(2)
     cmd = worker_command(pool=pool or get_settings().work_pool, name=name, limit=limit)
+    if healthcheck:
+        cmd.append("--with-healthcheck")
     # exec, not a child: the service manager's pid and signals reach the worker itself
     os.execv(cmd[0], cmd)

@@ -343,6 +343,11 @@ def test_cluster_two_workers_two_apis_survives_a_killed_worker(
         assert len(notices) == notices_total
         assert sink.message_ids() == Counter(message_id(n) for n in notices)
         # both workers ran flow runs; the survivor kept running them after the kill
+        # what an operator watches (docs/deploy.md) says the same, from the other API process
+        counts = httpx.get(f"{urls[1]}/api/operator/counts", headers=op, timeout=30).json()
+        assert counts["by_state"] == {"closed": CASES}
+        assert counts["outbox_pending"] == 0 and counts["payouts_waiting"] == {}
+        assert counts["incidents_open"] == 0
         runs = {w.name: len(submissions(w)) for w in workers}
         done = {w.name: completions(w) for w in workers}
         assert all(done.values()), done
