@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from flows.common import case_engine, chunked
 from flows.singleton import exclusive
 from flows.treasury import FileTreasury, HttpTreasury, PaymentInstruction, TreasuryError
+from models.db import engine_for
 from models.settings import get_settings
 from models.tables import Applicant, Case, Incident, PaymentBatch, Payout, PayoutAttempt
 from states.engine import CaseEngine
@@ -284,15 +285,14 @@ def payout_flow(params: PayoutParams | None = None) -> PayoutSummary:
     params = params or PayoutParams()
     settings = get_settings()
     adapter = params.adapter or settings.treasury_adapter
-    engine = case_engine()
-    with exclusive(engine.db, "payout") as mine:
+    with exclusive(engine_for(settings.database_url), "payout") as mine:
         if not mine:
             return PayoutSummary(adapter=adapter, busy=True)
-        return _pay_all(engine, params, adapter)
+        return _pay_all(params, adapter)
 
 
-def _pay_all(engine: CaseEngine, params: PayoutParams, adapter: str) -> PayoutSummary:
-    settings = engine.settings
+def _pay_all(params: PayoutParams, adapter: str) -> PayoutSummary:
+    settings = get_settings()
     summary = PayoutSummary(adapter=adapter)
     if adapter == "file":
         out = write_payment_files(str(params.out_dir or settings.payment_dir))
@@ -302,6 +302,7 @@ def _pay_all(engine: CaseEngine, params: PayoutParams, adapter: str) -> PayoutSu
     endpoint = params.endpoint or settings.treasury_url
     if not endpoint:
         raise ValueError("the http treasury adapter needs RELIEF_TREASURY_URL or --endpoint")
+    engine = case_engine()
     with Session(engine.db) as s:
         ids = [
             p.id

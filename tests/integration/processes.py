@@ -119,15 +119,21 @@ def ancestors(pid: int) -> list[int]:
     return out
 
 
-def pid_of_local_port(port: int) -> int | None:
-    """The process that owns the TCP socket bound locally to 127.0.0.1:`port` (a client)."""
+def pid_of_client(local_port: int, remote_port: int) -> int | None:
+    """The process that owns the loopback TCP connection 127.0.0.1:`local_port` →
+    127.0.0.1:`remote_port` (the same local port may serve connections to other places)."""
     inode = None
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        if int(fields[1].split(":")[1], 16) == port:
+        local, remote = fields[1].split(":"), fields[2].split(":")
+        if (
+            int(local[1], 16) == local_port
+            and int(remote[1], 16) == remote_port
+            and fields[9] != "0"
+        ):
             inode = fields[9]
             break
-    if inode is None or inode == "0":
+    if inode is None:
         return None
     target = f"socket:[{inode}]"
     for entry in os.listdir("/proc"):
@@ -149,8 +155,10 @@ def wait_for(
     timeout: float,
     procs: Sequence[Proc] = (),
     every: float = 0.5,
+    context: Callable[[], str] = lambda: "",
 ) -> None:
-    """Poll `check` until true; on timeout (or a process dying) fail with every log's tail."""
+    """Poll `check` until true; on timeout (or a process dying) fail with every log's tail
+    and whatever `context` says about the state of things."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -159,11 +167,14 @@ def wait_for(
         if dead:
             raise AssertionError(
                 f"while waiting for {what}: {', '.join(p.name for p in dead)} exited\n"
+                + context()
                 + "\n".join(p.tail() for p in procs)
             )
         time.sleep(every)
     raise AssertionError(
-        f"timed out after {timeout:.0f} s waiting for {what}\n" + "\n".join(p.tail() for p in procs)
+        f"timed out after {timeout:.0f} s waiting for {what}\n"
+        + context()
+        + "\n".join(p.tail() for p in procs)
     )
 
 

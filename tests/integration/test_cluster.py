@@ -36,9 +36,10 @@ from processes import (
     descendants,
     free_port,
     http_ok,
-    pid_of_local_port,
+    pid_of_client,
     wait_for,
 )
+from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 from treasury_server import Treasury
 
@@ -250,7 +251,7 @@ def test_cluster_two_workers_two_apis_survives_a_killed_worker(
 
         # 6. the treasury kills the caller's worker at the 4th payment, after recording it
         def kill_callers_worker(client: tuple[str, int]) -> None:
-            caller = pid_of_local_port(client[1])
+            caller = pid_of_client(client[1], treasury_port)
             for w in workers:
                 if caller is not None and (caller == w.pid or w.pid in ancestors(caller)):
                     victim["worker"] = w
@@ -260,6 +261,7 @@ def test_cluster_two_workers_two_apis_survives_a_killed_worker(
                     return
             victim["error"] = f"POST from pid {caller}, not a worker's flow run"
 
+        treasury_port = int(treasury.url.rsplit(":", 1)[1])
         treasury.killer = kill_callers_worker
         treasury.kill_at = {4: "after"}
 
@@ -289,6 +291,24 @@ def test_cluster_two_workers_two_apis_survives_a_killed_worker(
             )
             assert r.status_code == 200 and r.json()["state"] == "payout_ordered", r.text
 
+        # an operator-run deployment, started the documented way, runs on a worker too
+        started_run = subprocess.run(
+            [
+                *PREFECT,
+                "deployment",
+                "run",
+                "sla-sweep/sla",
+                "--param",
+                f'params={{"now": "{NOW}"}}',
+            ],
+            env=env_for("operator-cli", COLUMNS="200"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert started_run.returncode == 0, started_run.stdout + started_run.stderr
+        [operator_run] = re.findall(r"UUID: ([0-9a-f-]{36})", started_run.stdout)
+
         # 8. from here on only the scheduled flows work: every case paid, closed, notified
         db = make_engine(app_url)
         notices_total = 3 * CASES  # acceptance, decision, payment notice
@@ -305,7 +325,37 @@ def test_cluster_two_workers_two_apis_survives_a_killed_worker(
                 ).one()
             return open_cases == 0 and delivered == notices_total
 
-        wait_for("every case closed and notified", all_done, timeout=300, procs=procs, every=1)
+        def state_of_things() -> str:
+            with Session(db) as s:
+                cases = s.exec(select(Case.state, func.count()).group_by(col(Case.state))).all()
+                pays = s.exec(
+                    select(Payout.status, func.count()).group_by(col(Payout.status))
+                ).all()
+                sent = s.exec(
+                    select(Notice.status, func.count()).group_by(col(Notice.status))
+                ).all()
+                locks = s.exec(
+                    text(
+                        "select l.pid, a.state, a.client_port, now() - a.state_change"
+                        " from pg_locks l join pg_stat_activity a using (pid)"
+                        " where l.locktype = 'advisory'"
+                    )
+                ).all()
+            return (
+                f"cases {dict(cases)}; payouts {dict(pays)}; notices {dict(sent)}; "
+                f"advisory locks {locks}; treasury posts {treasury.posts}, "
+                f"payments {len(treasury.payments)}; mails {len(sink.messages)}; "
+                f"victim {victim}\n"
+            )
+
+        wait_for(
+            "every case closed and notified",
+            all_done,
+            timeout=300,
+            procs=procs,
+            every=1,
+            context=state_of_things,
+        )
         assert "error" not in victim, victim.get("error")
         assert "worker" in victim, "the treasury never saw its 4th payment"
         dead: Proc = victim["worker"]
@@ -342,7 +392,20 @@ def test_cluster_two_workers_two_apis_survives_a_killed_worker(
         # each notice reached the SMTP server exactly once
         assert len(notices) == notices_total
         assert sink.message_ids() == Counter(message_id(n) for n in notices)
+
         # both workers ran flow runs; the survivor kept running them after the kill
+        def operator_run_state() -> str:
+            url = f"{relief_env['PREFECT_API_URL']}/flow_runs/{operator_run}"
+            return str(httpx.get(url, timeout=30).json()["state_type"])
+
+        wait_for(
+            "the operator-run sla deployment",
+            lambda: operator_run_state() in {"COMPLETED", "FAILED", "CRASHED"},
+            timeout=180,
+            procs=procs,
+        )
+        assert operator_run_state() == "COMPLETED"
+
         # what an operator watches (docs/deploy.md) says the same, from the other API process
         counts = httpx.get(f"{urls[1]}/api/operator/counts", headers=op, timeout=30).json()
         assert counts["by_state"] == {"closed": CASES}
