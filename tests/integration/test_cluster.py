@@ -147,9 +147,9 @@ def test_cluster_two_workers_two_apis_survives_a_killed_worker(
         "RELIEF_PAYOUT_RETRY_SECONDS": "0",
         "RELIEF_SMTP_HOST": "127.0.0.1",
         "RELIEF_SMTP_PORT": str(smtp.port),
-        "RELIEF_SCHEDULE_OUTBOX_MINUTES": "0.1",
-        "RELIEF_SCHEDULE_PAYOUT_MINUTES": "0.1",
-        "RELIEF_SCHEDULE_SLA_MINUTES": "0.5",
+        "RELIEF_SCHEDULE_OUTBOX_MINUTES": "0.15",
+        "RELIEF_SCHEDULE_PAYOUT_MINUTES": "0.15",
+        "RELIEF_SCHEDULE_SLA_MINUTES": "1",
     }
 
     def env_for(name: str, **extra: str) -> dict[str, str]:
@@ -233,6 +233,25 @@ def test_cluster_two_workers_two_apis_survives_a_killed_worker(
             procs=procs,
         )
 
+        # an operator-run deployment, started the documented way, runs on a worker too (started
+        # now, while both workers live; checked at the end)
+        started_run = subprocess.run(
+            [
+                *PREFECT,
+                "deployment",
+                "run",
+                "sla-sweep/sla",
+                "--param",
+                f'params={{"now": "{NOW}"}}',
+            ],
+            env=env_for("operator-cli", COLUMNS="200"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert started_run.returncode == 0, started_run.stdout + started_run.stderr
+        [operator_run] = re.findall(r"UUID: ([0-9a-f-]{36})", started_run.stdout)
+
         # 5. a batch through API 0; a page session made on API 0 works on API 1
         op = {"Authorization": f"Bearer {ACCOUNTS['operator']}"}
         batch = httpx.post(
@@ -290,24 +309,6 @@ def test_cluster_two_workers_two_apis_survives_a_killed_worker(
                 timeout=60,
             )
             assert r.status_code == 200 and r.json()["state"] == "payout_ordered", r.text
-
-        # an operator-run deployment, started the documented way, runs on a worker too
-        started_run = subprocess.run(
-            [
-                *PREFECT,
-                "deployment",
-                "run",
-                "sla-sweep/sla",
-                "--param",
-                f'params={{"now": "{NOW}"}}',
-            ],
-            env=env_for("operator-cli", COLUMNS="200"),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert started_run.returncode == 0, started_run.stdout + started_run.stderr
-        [operator_run] = re.findall(r"UUID: ([0-9a-f-]{36})", started_run.stdout)
 
         # 8. from here on only the scheduled flows work: every case paid, closed, notified
         db = make_engine(app_url)
