@@ -8,15 +8,18 @@ every bad field named. No stack trace reaches a client.
 from __future__ import annotations
 
 import logging
+import os
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.pages.views import router as pages_router
 from api.routes import applicant, bureau, operator, public
-from models.db import engine_for, migrate
+from models.db import engine_for, head_revision, migrate, schema_state
 from models.input_errors import InvalidApplication
 from models.settings import Settings, get_settings
 from states.clock import Clock
@@ -40,6 +43,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (applicant, bureau, operator, public):
         app.include_router(module.router, prefix="/api")
     app.include_router(pages_router)
+    code_schema = head_revision()
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> JSONResponse:
+        """Readiness: this process answers, its database answers and has this code's schema.
+
+        503 when the database is down or behind this code (`relief db upgrade` first); 200 with
+        `schema_state: ahead` when the database was upgraded for newer code (an upgrade in
+        progress: this process still works, replace it).
+        """
+        body: dict[str, object] = {"pid": os.getpid(), "schema_expected": code_schema}
+        try:
+            with app.state.engine.db.connect() as conn:
+                body["schema"] = conn.execute(
+                    text("SELECT version_num FROM alembic_version")
+                ).scalar()
+        except SQLAlchemyError as exc:
+            log.warning("healthz: database unreachable: %s", exc)
+            return JSONResponse(status_code=503, content={**body, "status": "database down"})
+        body["schema_state"] = state = schema_state(str(body["schema"] or "") or None)
+        body["status"] = "ok" if state != "behind" else "run relief db upgrade"
+        return JSONResponse(status_code=200 if state != "behind" else 503, content=body)
 
     @app.exception_handler(InvalidApplication)
     def invalid(request: Request, exc: InvalidApplication) -> JSONResponse:

@@ -14,6 +14,7 @@ import typer
 from sqlalchemy import select
 
 from cli import render
+from cli.cluster_commands import deploy, worker
 from cli.flow_commands import flow_app
 from models.applications import CaseType
 from models.db import engine_for, migrate
@@ -34,6 +35,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(flow_app, name="flow")
 account_app = typer.Typer(help="Accounts: operators, reviewers, applicants.", no_args_is_help=True)
 app.add_typer(account_app, name="account")
+app.command()(deploy)
+app.command()(worker)
 
 EXIT_INVALID = 2
 EXIT_REFUSED = 3
@@ -420,12 +423,21 @@ def serve(
     host: Annotated[str, typer.Option(help="address to bind (loopback by default)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="API and pages port")] = 8000,
     flows: Annotated[bool, typer.Option(help="also run the scheduled flows")] = True,
+    workers: Annotated[
+        int, typer.Option(help="API processes (with --no-flows; several machines)", min=1)
+    ] = 1,
 ) -> None:
     """Serve the API and pages, and run the scheduled flows (outbox, SLA, payouts)."""
     import threading
 
     import uvicorn
 
+    if workers > 1:
+        if flows:
+            render.console.print("[red]--workers needs --no-flows (see docs/deploy.md)[/red]")
+            raise typer.Exit(2)
+        uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers)
+        return
     config = uvicorn.Config("api.main:create_app", factory=True, host=host, port=port)
     server = uvicorn.Server(config)
     if not flows:

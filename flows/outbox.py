@@ -8,6 +8,7 @@ from prefect import flow, task
 from pydantic import BaseModel, Field
 
 from flows.common import case_engine, chunked
+from flows.singleton import exclusive
 from models.settings import get_settings
 from notifications.delivery import deliver, due_notices
 
@@ -22,6 +23,7 @@ class OutboxSummary(BaseModel):
     no_channel: int = 0
     retry_later: int = 0
     failed: int = 0
+    busy: bool = Field(default=False, description="another outbox run held the lock; did nothing")
 
 
 @task(retries=2, retry_delay_seconds=2)
@@ -35,17 +37,20 @@ def deliver_chunk(ids: list[int], now: datetime | None) -> dict[str, int]:
 
 @flow(name="outbox", log_prints=False)
 def outbox_flow(params: OutboxParams | None = None) -> OutboxSummary:
-    """Deliver the notices the outbox holds."""
+    """Deliver the notices the outbox holds (one outbox run at a time across workers)."""
     params = params or OutboxParams()
     engine = case_engine(now=params.now)
-    ids = due_notices(engine.db, engine.clock.now())
-    summary = OutboxSummary(due=len(ids))
-    for fut in [
-        deliver_chunk.submit(c, params.now) for c in chunked(ids, get_settings().chunk_size)
-    ]:
-        part = fut.result()
-        summary.delivered += part["delivered"]
-        summary.no_channel += part["no_channel"]
-        summary.retry_later += part["pending"]
-        summary.failed += part["failed"]
-    return summary
+    with exclusive(engine.db, "outbox") as mine:
+        if not mine:
+            return OutboxSummary(busy=True)
+        ids = due_notices(engine.db, engine.clock.now())
+        summary = OutboxSummary(due=len(ids))
+        for fut in [
+            deliver_chunk.submit(c, params.now) for c in chunked(ids, get_settings().chunk_size)
+        ]:
+            part = fut.result()
+            summary.delivered += part["delivered"]
+            summary.no_channel += part["no_channel"]
+            summary.retry_later += part["pending"]
+            summary.failed += part["failed"]
+        return summary

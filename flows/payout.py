@@ -21,7 +21,9 @@ from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
 
 from flows.common import case_engine, chunked
+from flows.singleton import exclusive
 from flows.treasury import FileTreasury, HttpTreasury, PaymentInstruction, TreasuryError
+from models.db import engine_for
 from models.settings import get_settings
 from models.tables import Applicant, Case, Incident, PaymentBatch, Payout, PayoutAttempt
 from states.engine import CaseEngine
@@ -43,6 +45,7 @@ class PayoutSummary(BaseModel):
     files: list[str] = Field(default_factory=list)
     failed: int = 0
     incidents: int = 0
+    busy: bool = Field(default=False, description="another payout run held the lock; did nothing")
 
 
 # ---------------------------------------------------------------- shared pieces
@@ -308,10 +311,22 @@ def _write_batch(engine: CaseEngine, treasury: FileTreasury, batch_id: int) -> P
 # ---------------------------------------------------------------- the flow
 @flow(name="payout", log_prints=False)
 def payout_flow(params: PayoutParams | None = None) -> PayoutSummary:
-    """Pay every ordered payout: by instruction file, or through the treasury's HTTP API."""
+    """Pay every ordered payout: by instruction file, or through the treasury's HTTP API.
+
+    One payout run at a time across all workers (flows/singleton.py): a second run that starts
+    while one is paying returns at once with `busy`, and the next scheduled run carries on.
+    """
     params = params or PayoutParams()
     settings = get_settings()
     adapter = params.adapter or settings.treasury_adapter
+    with exclusive(engine_for(settings.database_url), "payout") as mine:
+        if not mine:
+            return PayoutSummary(adapter=adapter, busy=True)
+        return _pay_all(params, adapter)
+
+
+def _pay_all(params: PayoutParams, adapter: str) -> PayoutSummary:
+    settings = get_settings()
     summary = PayoutSummary(adapter=adapter)
     if adapter == "file":
         out = write_payment_files(str(params.out_dir or settings.payment_dir))

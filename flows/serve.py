@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,38 +29,14 @@ log = logging.getLogger(__name__)
 
 
 def deployments() -> list[Any]:
-    """Every scheduled flow as a deployment with its interval.
-
-    One run of each at a time, and a run that comes due while the last one still works is
-    cancelled, not queued: each flow is a sweep that picks up all the work there is, and on a
-    busy machine overlapping runs (each its own process) only pile up and slow each other.
-    """
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-
-    from flows.outbox import outbox_flow
-    from flows.payout import payout_flow
-    from flows.sla import sla_flow
+    """Every scheduled flow as a deployment with its interval (the same list `relief deploy`
+    registers in a work pool: flows/deploy.py)."""
+    from flows.deploy import SCHEDULED
 
     settings = get_settings()
-    one_at_a_time = ConcurrencyLimitConfig(
-        limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
-    )
     return [
-        outbox_flow.to_deployment(
-            name="outbox-delivery",
-            interval=timedelta(minutes=settings.schedule_outbox_minutes),
-            concurrency_limit=one_at_a_time,
-        ),
-        sla_flow.to_deployment(
-            name="sla-sweep",
-            interval=timedelta(minutes=settings.schedule_sla_minutes),
-            concurrency_limit=one_at_a_time,
-        ),
-        payout_flow.to_deployment(
-            name="payout-batches",
-            interval=timedelta(minutes=settings.schedule_payout_minutes),
-            concurrency_limit=one_at_a_time,
-        ),
+        spec.load().to_deployment(name=spec.deployment, interval=spec.interval(settings))
+        for spec in SCHEDULED
     ]
 
 
@@ -156,6 +131,10 @@ def serve_scheduled_flows() -> None:
             from prefect.settings import PREFECT_API_URL, temporary_settings
 
             with temporary_settings(updates={PREFECT_API_URL: url}):
-                serve(*deployments(), print_starting_message=True)
+                scheduled = deployments()
+                # one flow-run process per scheduled flow at most: on a busy machine runs
+                # that come due while others still work wait, instead of piling up as
+                # processes that slow each other (60 were seen, and a stop took minutes)
+                serve(*scheduled, limit=len(scheduled), print_starting_message=True)
     except KeyboardInterrupt:
         log.warning("relief serve stopped")

@@ -60,6 +60,31 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+def head_revision() -> str | None:
+    """The newest migration this code knows (what `relief db upgrade` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def schema_state(database_revision: str | None) -> str:
+    """`current`; `behind` (the database needs `relief db upgrade` before this code can use it);
+    or `ahead` (the database was upgraded for newer code: replace this process)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    script = ScriptDirectory(str(MIGRATIONS))
+    if database_revision == script.get_current_head():
+        return "current"
+    if database_revision is None:
+        return "behind"
+    try:
+        script.get_revision(database_revision)
+    except CommandError:
+        return "ahead"
+    return "behind"
+
+
 def migrate(url: str) -> None:
     """Bring the database at `url` to the newest schema (idempotent)."""
     command.upgrade(alembic_config(url), "head")

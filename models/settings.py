@@ -101,10 +101,14 @@ class Settings(BaseSettings):
         default=60, ge=0, description="wait before the next attempt (doubles each time)"
     )
     schedule_outbox_minutes: float = Field(
-        default=1, gt=0, description="`relief serve`: minutes between outbox deliveries."
+        default=1,
+        gt=0,
+        description="`relief serve` / `relief deploy`: minutes between outbox deliveries.",
     )
     schedule_sla_minutes: float = Field(
-        default=60, gt=0, description="`relief serve`: minutes between SLA sweeps."
+        default=60,
+        gt=0,
+        description="`relief serve` / `relief deploy`: minutes between SLA sweeps.",
     )
     prefect_port: int = Field(
         default=4200,
@@ -112,7 +116,14 @@ class Settings(BaseSettings):
         "it starts on 127.0.0.1 (ignored when PREFECT_API_URL is set).",
     )
     schedule_payout_minutes: float = Field(
-        default=15, gt=0, description="`relief serve`: minutes between payout batches."
+        default=15,
+        gt=0,
+        description="`relief serve` / `relief deploy`: minutes between payout batches.",
+    )
+    work_pool: str = Field(
+        default="relief",
+        description="Several machines: the Prefect process work pool that `relief deploy` "
+        "registers the deployments in and `relief worker` takes flow runs from.",
     )
 
 

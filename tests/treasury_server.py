@@ -11,7 +11,9 @@ import json
 import os
 import signal
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,6 +27,9 @@ class Treasury:
         self.reject_keys: set[str] = set()  # keys answered 422 (a permanent refusal)
         self.kill_at: dict[int, str] = {}  # POST number → "before" | "after"
         self.victim_pid: int | None = None
+        # instead of victim_pid: called with the client's (host, port) to kill whoever called
+        self.killer: Callable[[tuple[str, int]], None] | None = None
+        self.delay = 0.0  # seconds each POST takes (a slow treasury: runs last long enough)
         handler = self._handler()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -51,8 +56,10 @@ class Treasury:
                 return str(p["reference"])
         return None
 
-    def _kill(self) -> None:
-        if self.victim_pid:
+    def _kill(self, client: tuple[str, int]) -> None:
+        if self.killer is not None:
+            self.killer(client)
+        elif self.victim_pid:
             os.kill(self.victim_pid, signal.SIGKILL)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -80,6 +87,8 @@ class Treasury:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if treasury.delay:
+                    time.sleep(treasury.delay)
                 with treasury.lock:
                     treasury.posts += 1
                     n = treasury.posts
@@ -92,12 +101,12 @@ class Treasury:
                         return
                     when = treasury.kill_at.get(n)
                     if when == "before":
-                        treasury._kill()
+                        treasury._kill(self.client_address[:2])
                         return
                     ref = f"GK{n:06d}"
                     treasury.payments.append({**body, "reference": ref})
                     if when == "after":
-                        treasury._kill()
+                        treasury._kill(self.client_address[:2])
                         return
                 self._send(201, {"reference": ref})
 

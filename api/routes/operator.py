@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from api.deps import CurrentOperator, EngineDep
-from models.tables import Case, Incident, ReviewTask
+from models.tables import Case, Incident, Notice, Payout, ReviewTask
 
 router = APIRouter(prefix="/operator", tags=["operators"])
 FLOWS = ("sla", "payout", "outbox")
@@ -71,7 +71,7 @@ def incidents(account: CurrentOperator, engine: EngineDep) -> list[dict[str, Any
 
 @router.get("/counts")
 def counts(account: CurrentOperator, engine: EngineDep) -> dict[str, Any]:
-    """Cases by state and by type; open and overdue tasks by bureau."""
+    """Cases by state and type; open and overdue tasks by bureau; incidents; outbox backlog."""
     today = engine.clock.today()
     with Session(engine.db) as s:
         by_state = dict(s.exec(select(Case.state, func.count()).group_by(col(Case.state))).all())
@@ -95,10 +95,25 @@ def counts(account: CurrentOperator, engine: EngineDep) -> dict[str, Any]:
         incidents_open = s.exec(
             select(func.count()).select_from(Incident).where(col(Incident.status) == "open")
         ).one()
+        # the outbox backlog: pending notices, and how old the oldest is (a stuck delivery
+        # flow shows here first); payouts ordered or sent but not yet paid
+        outbox_pending, oldest = s.exec(
+            select(func.count(), func.min(Notice.created_at)).where(col(Notice.status) == "pending")
+        ).one()
+        payouts_waiting = dict(
+            s.exec(
+                select(Payout.status, func.count())
+                .where(col(Payout.status).in_(["ordered", "sent"]))
+                .group_by(col(Payout.status))
+            ).all()
+        )
     return {
         "by_state": by_state,
         "by_type": by_type,
         "open_tasks_by_bureau": dict(open_tasks),
         "overdue_by_bureau": dict(overdue),
         "incidents_open": incidents_open,
+        "outbox_pending": outbox_pending,
+        "outbox_oldest_pending_at": oldest.isoformat() if oldest else None,
+        "payouts_waiting": payouts_waiting,
     }
