@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
@@ -112,7 +113,8 @@ def bureau_decisions_flow(params: DecisionsParams) -> DecisionsSummary:
     )
     rows = list(enumerate(records, start=1))
     summary = DecisionsSummary(batch_id=batch_id, rows=len(rows))
-    futures = [apply_chunk.submit(c, batch_id) for c in chunked(rows, get_settings().chunk_size)]
+    chunks = chunked(rows, get_settings().chunk_size)
+    futures = [apply_chunk.submit(quote(c), batch_id) for c in chunks]
     for fut in futures:
         part = fut.result()
         summary.applied += part["applied"]

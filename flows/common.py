@@ -81,10 +81,16 @@ def run_chunks(task: Any, chunks: Sequence[T], *args: Any) -> list[Any]:
     On PostgreSQL the chunks run concurrently (Prefect's thread pool). SQLite has one writer:
     chunk transactions started together would wait for each other in SQLite's busy handler,
     which sleeps in steps of up to 100 ms, so there the chunks run one after another.
+
+    A chunk goes to its task quoted: otherwise Prefect walks every item of every parameter
+    looking for futures to wait on (~80 ms a task for 200 reconciliation lines;
+    bench/prefect_cost.py). The other flows quote their chunks for the same reason.
     """
+    from prefect.utilities.annotations import quote  # prefect after configure_prefect_env
+
     if get_settings().database_url.startswith("sqlite"):
-        return [task.submit(chunk, *args).result() for chunk in chunks]
-    futures = [task.submit(chunk, *args) for chunk in chunks]
+        return [task.submit(quote(chunk), *args).result() for chunk in chunks]
+    futures = [task.submit(quote(chunk), *args) for chunk in chunks]
     return [f.result() for f in futures]
 
 

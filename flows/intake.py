@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
@@ -85,7 +86,7 @@ def intake_flow(params: IntakeParams) -> IntakeSummary:
     batch_id = params.batch_id or batch_id_for(params.file)
     rows = list(enumerate(records, start=1))
     futures = [
-        submit_chunk.submit(chunk, batch_id, params.actor)
+        submit_chunk.submit(quote(chunk), batch_id, params.actor)
         for chunk in chunked(rows, get_settings().chunk_size)
     ]
     summary = IntakeSummary(batch_id=batch_id, rows=len(rows))

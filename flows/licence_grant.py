@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 
 from flows.batch_files import read_records
@@ -56,7 +57,7 @@ def licence_grant_flow(params: LicenceGrantParams) -> LicenceGrantSummary:
     """Extend every non-special food production licence in the register by six months."""
     rows = list(enumerate(read_records(params.file, key="licences"), start=1))
     summary = LicenceGrantSummary(licences=len(rows))
-    for fut in [grant_chunk.submit(c) for c in chunked(rows, get_settings().chunk_size)]:
+    for fut in [grant_chunk.submit(quote(c)) for c in chunked(rows, get_settings().chunk_size)]:
         part = fut.result()
         summary.granted += part["granted"]
         summary.already_granted += part["already"]

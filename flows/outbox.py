@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from prefect import flow, task
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 
 from flows.common import case_engine, chunked
@@ -45,9 +46,8 @@ def outbox_flow(params: OutboxParams | None = None) -> OutboxSummary:
             return OutboxSummary(busy=True)
         ids = due_notices(engine.db, engine.clock.now())
         summary = OutboxSummary(due=len(ids))
-        for fut in [
-            deliver_chunk.submit(c, params.now) for c in chunked(ids, get_settings().chunk_size)
-        ]:
+        chunks = chunked(ids, get_settings().chunk_size)
+        for fut in [deliver_chunk.submit(quote(c), params.now) for c in chunks]:
             part = fut.result()
             summary.delivered += part["delivered"]
             summary.no_channel += part["no_channel"]

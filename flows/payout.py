@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, task
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
@@ -348,7 +349,7 @@ def _pay_all(params: PayoutParams, adapter: str) -> PayoutSummary:
             if p.id is not None
         ]
     summary.considered = len(ids)
-    futures = [pay_chunk.submit(c, endpoint) for c in chunked(ids, settings.chunk_size)]
+    futures = [pay_chunk.submit(quote(c), endpoint) for c in chunked(ids, settings.chunk_size)]
     for fut in futures:
         part = fut.result()
         summary.paid += part["paid"]

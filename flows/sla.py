@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from prefect import flow, task
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
@@ -64,7 +65,7 @@ def sla_flow(params: SlaParams | None = None) -> SlaSummary:
             if t.reminded_on is None:
                 work.append((t.id, "reminder"))
     summary = SlaSummary(open_tasks=len(tasks))
-    futures = [note_chunk.submit(c, params.now) for c in chunked(work, settings.chunk_size)]
+    futures = [note_chunk.submit(quote(c), params.now) for c in chunked(work, settings.chunk_size)]
     for fut in futures:
         part = fut.result()
         summary.reminded += part["reminder"]
