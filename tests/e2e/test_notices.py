@@ -19,6 +19,7 @@ import scenarios as S
 from aiosmtpd.controller import Controller
 from conftest import FIXED_NOW, make_case_engine
 from drive import decide, pass_reviews, tasks
+from smtp_sink import Sink
 from sqlmodel import Session, col, select
 
 from flows.outbox import OutboxParams, outbox_flow
@@ -203,17 +204,6 @@ def test_html_escapes(every_kind: dict[str, Notice]) -> None:
 
 
 # ---------------------------------------------------------------- delivery
-class Sink:
-    """aiosmtpd handler: keeps every message it accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope)
-        return "250 2.0.0 Ok: queued as RELIEF"
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

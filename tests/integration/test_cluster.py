@@ -22,7 +22,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from processes import (
     pid_of_client,
     wait_for,
 )
+from smtp_sink import Sink
 from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 from treasury_server import Treasury
@@ -55,22 +55,6 @@ RELIEF = [sys.executable, "-c", "from cli.main import app; app()"]
 PREFECT = [sys.executable, "-m", "prefect"]
 CASES = 10
 NOW = "2022-12-30T10:00:00+08:00"
-
-
-class Sink:
-    """aiosmtpd handler: keeps every message it accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope)
-        return "250 2.0.0 Ok: queued as RELIEF"
-
-    def message_ids(self) -> Counter[str]:
-        return Counter(
-            str(message_from_bytes(m.original_content)["Message-ID"]) for m in self.messages
-        )
 
 
 def applications(n: int) -> list[dict[str, Any]]:
