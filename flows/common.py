@@ -57,17 +57,21 @@ def _migrate_once(url: str) -> None:
     """
     path = make_url(url).database or ""
     with _MIGRATE_LOCK:
-        try:
-            st = os.stat(path)
-            key = (url, st.st_dev, st.st_ino)
-        except OSError:
-            key = None
-        if key is not None and key in _MIGRATED:
+        if _file_key(url, path) in _MIGRATED:
             return
         migrate(url)
-        st = os.stat(path) if path and os.path.exists(path) else None
-        if st is not None:
-            _MIGRATED.add((url, st.st_dev, st.st_ino))
+        key = _file_key(url, path)
+        if key is not None:
+            _MIGRATED.add(key)
+
+
+def _file_key(url: str, path: str) -> tuple[str, int, int] | None:
+    """The database file's identity (device, inode), or None while it does not exist."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (url, st.st_dev, st.st_ino)
 
 
 def chunked(items: Sequence[T], size: int) -> list[list[T]]:
