@@ -1,30 +1,33 @@
-"""Dependencies: the engine, the signed-in account, and the permission checks.
+"""Dependencies: the engine and who is asking — nothing more.
 
 An account is found by `Authorization: Bearer <token>` (API) or by the `relief_session`
-cookie (pages). Permission checks are dependencies, so no handler repeats them.
+cookie (pages) and handed to the engine as an Actor. What the actor may do is the engine's
+decision (states/authority.py), so the API, the pages, the CLI and the flows cannot differ.
+The role dependencies below only pick which routes a kind of account sees.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
 from sqlmodel import Session, col, select
 
+from api import throttle, web_session
 from api.security import token_hash
-from models.tables import Account, Case, ReviewTask, WebSession
+from api.web_session import SESSION_COOKIE
+from models.tables import Account, Applicant, Case, ReviewTask
+from states.actors import Actor, actor_of
+from states.authority import can_see
 from states.engine import CaseEngine
-
-SESSION_COOKIE = "relief_session"
+from states.errors import CaseNotFound, no_such_case
 
 # path parameters, bounded so that no input can overflow a database integer or column
 TaskId = Annotated[int, Path(ge=1, le=2**62, description="task id")]
 CaseNo = Annotated[
     str, Path(min_length=1, max_length=30, description="case number, e.g. DC-2022-000001")
 ]
-SESSION_HOURS = 12
 
 
 def get_engine(request: Request) -> CaseEngine:
@@ -35,22 +38,37 @@ def get_engine(request: Request) -> CaseEngine:
 EngineDep = Annotated[CaseEngine, Depends(get_engine)]
 
 
+def client_address(request: Request) -> str:
+    """The client's address as the server sees it (behind a trusted proxy, the forwarded one)."""
+    return request.client.host if request.client else "unknown"
+
+
 def optional_account(request: Request, engine: EngineDep) -> Account | None:
+    """The account of a Bearer token, or of the page session's cookie (pages, and API reads).
+
+    A wrong token counts against the client address; while the address is held off, even a
+    right token waits. A cookie does not authorize an API request that changes something
+    (a cross-site form could send it): those need the token.
+    """
     header = request.headers.get("authorization", "")
     now = engine.clock.now()
-    with Session(engine.db) as s:
-        if header.lower().startswith("bearer "):
-            digest = token_hash(header.split(" ", 1)[1].strip())
+    if header.lower().startswith("bearer "):
+        limit = throttle.limits(engine.settings)["token_address"]
+        address = client_address(request)
+        throttle.check(engine.db, limit, address, now)
+        digest = token_hash(header.split(" ", 1)[1].strip())
+        with Session(engine.db) as s:
             account = s.exec(select(Account).where(col(Account.token_hash) == digest)).first()
-        else:
-            cookie = request.cookies.get(SESSION_COOKIE)
-            if not cookie:
-                return None
-            session = s.get(WebSession, token_hash(cookie))
-            if session is None or session.expires_at < now - timedelta(0):
-                return None
-            account = s.get(Account, session.account_id)
-    if account is None or not account.active:
+        if account is None:
+            throttle.fail(engine.db, limit, address, now)
+            return None
+    else:
+        unsafe = request.method not in ("GET", "HEAD", "OPTIONS")
+        if unsafe and request.url.path.startswith("/api/"):
+            return None
+        session = web_session.load(engine.db, request.cookies.get(SESSION_COOKIE), now)
+        account = session.account if session else None
+    if account is None or not account.active or account.role == "system":
         return None
     return account
 
@@ -83,105 +101,40 @@ CurrentReviewer = Annotated[Account, Depends(require("reviewer"))]
 CurrentApplicant = Annotated[Account, Depends(require("applicant"))]
 
 
-def not_found() -> HTTPException:
-    # the same answer whether the case does not exist or is someone else's: nothing leaks
-    return HTTPException(404, detail={"message_zh": "案件不存在", "message_en": "no such case"})
+def not_found() -> CaseNotFound:
+    """The same answer whether the case does not exist or is someone else's: nothing leaks
+    (the engine answers a case its actor may not see with this very error)."""
+    return no_such_case()
+
+
+def actor(account: CurrentAccount) -> Actor:
+    return actor_of(account)
+
+
+CurrentActor = Annotated[Actor, Depends(actor)]
+
+
+def case_id_of(engine: CaseEngine, case_no: str) -> int:
+    """The id of a case by its number (the engine decides who may act on it)."""
+    with Session(engine.db) as s:
+        found = s.exec(select(Case.id).where(col(Case.case_no) == case_no)).first()
+    if found is None:
+        raise not_found()
+    return found
 
 
 def load_visible_case(engine: CaseEngine, account: Account, case_no: str) -> Case:
-    """The case if this account may see it; 404 otherwise (never 'exists but not yours')."""
+    """The case if this account may see it (states/authority.can_see); 404 otherwise."""
     with Session(engine.db) as s:
         case = s.exec(select(Case).where(col(Case.case_no) == case_no)).first()
         if case is None:
             raise not_found()
-        if account.role == "operator":
-            return case
-        if account.role == "applicant":
-            from models.tables import Applicant
-
-            applicant = s.get(Applicant, case.applicant_id)
-            if applicant is None or applicant.identity != account.uscc:
-                raise not_found()
-            return case
-        mine = s.exec(
-            select(ReviewTask.id).where(
-                col(ReviewTask.case_id) == case.id,
-                col(ReviewTask.bureau_code) == account.bureau_code,
-            )
+        owner = s.exec(
+            select(Applicant.identity).where(col(Applicant.id) == case.applicant_id)
         ).first()
-        if mine is None:
-            raise not_found()
-        return case
-
-
-def my_open_task(engine: CaseEngine, account: Account, case: Case, kind: str) -> ReviewTask:
-    """The reviewer's own section's open task of `kind` on this case, or 403."""
-    with Session(engine.db) as s:
-        task = s.exec(
-            select(ReviewTask).where(
-                col(ReviewTask.case_id) == case.id,
-                col(ReviewTask.kind) == kind,
-                col(ReviewTask.status) == "open",
-                col(ReviewTask.bureau_code) == account.bureau_code,
-                col(ReviewTask.section_code) == (account.section_code or ""),
-            )
-        ).first()
-    if task is None:
-        with Session(engine.db) as s:
-            closed = s.exec(
-                select(ReviewTask.id).where(
-                    col(ReviewTask.case_id) == case.id,
-                    col(ReviewTask.kind) == kind,
-                    col(ReviewTask.bureau_code) == account.bureau_code,
-                    col(ReviewTask.section_code) == (account.section_code or ""),
-                )
-            ).first()
-        if closed is not None:  # it was ours, and someone has just done it
-            raise HTTPException(
-                409,
-                detail={
-                    "message_zh": "该任务已办理，案件已更新，请刷新后查看",
-                    "message_en": f"the {kind} task was already completed",
-                },
-            )
-        raise HTTPException(
-            403,
-            detail={
-                "message_zh": "本科室没有该案件的待办任务",
-                "message_en": f"no open {kind} task of your section",
-            },
-        )
-    return task
-
-
-def check_version(case: Case, expected: int | None) -> None:
-    """A decision made on an old view of the case is refused before anything else."""
-    if expected is not None and case.version != expected:
-        raise HTTPException(
-            409,
-            detail={
-                "message_zh": f"案件已被他人修改（当前版本{case.version}，"
-                f"您看到的是版本{expected}），请刷新后重试",
-                "message_en": "stale version",
-            },
-        )
-
-
-def separation_of_duties(engine: CaseEngine, account: Account, case: Case) -> None:
-    """The person who reviewed a case cannot also confirm it or approve its payout."""
-    with Session(engine.db) as s:
-        reviewed = s.exec(
-            select(ReviewTask.id).where(
-                col(ReviewTask.case_id) == case.id,
-                col(ReviewTask.kind) == "review",
-                col(ReviewTask.decided_by) == account.username,
-            )
-        ).first()
-    if reviewed is not None:
-        raise HTTPException(
-            403,
-            detail={
-                "message_zh": "职责分离：审核过本案件的人员不能再确认或决定",
-                "message_en": "separation of duties: you reviewed this case",
-            },
-        )
+        bureaus = s.exec(
+            select(ReviewTask.bureau_code).where(col(ReviewTask.case_id) == case.id)
+        ).all()
+    if not can_see(actor_of(account), owner, bureaus):
+        raise not_found()
+    return case

@@ -9,23 +9,46 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import docs_pages
+from api.pages.views import CsrfRefused, csrf_refused_page
 from api.pages.views import router as pages_router
 from api.routes import applicant, bureau, operator, public
+from api.throttle import Throttled
 from models.db import engine_for, head_revision, migrate, schema_state
 from models.input_errors import InvalidApplication
 from models.settings import Settings, get_settings
 from states.clock import Clock
-from states.engine import CaseEngine, CaseNotFound, ConflictError, EngineError, WrongState
+from states.engine import CaseEngine
+from states.errors import CaseNotFound, ConflictError, EngineError, NotPermitted, WrongState
 
 log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+# no inline script, nothing from elsewhere, never framed; /docs and /redoc also need inline
+# styles (ReDoc writes its own) and a blob: worker
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+CSP_DOCS = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'") + (
+    "; worker-src 'self' blob:"
+)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="relief",
         version="0.1.0",
         description="东政发〔2022〕8号 助企纾困政策办理系统: applicants, bureaus, operators.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.engine = CaseEngine(
         engine_for(settings.database_url), settings=settings, clock=Clock(settings.now)
@@ -43,7 +68,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (applicant, bureau, operator, public):
         app.include_router(module.router, prefix="/api")
     app.include_router(pages_router)
+    app.include_router(docs_pages.router)
+    app.mount("/static/docs", StaticFiles(directory=docs_pages.ASSETS), name="docs-assets")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     code_schema = head_revision()
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        docs = request.url.path in ("/docs", "/redoc")
+        response.headers["Content-Security-Policy"] = CSP_DOCS if docs else CSP
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.url.path.startswith(("/api/", "/login", "/status", "/bureau", "/operator")):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    app.add_exception_handler(CsrfRefused, csrf_refused_page)
+
+    @app.exception_handler(Throttled)
+    def throttled(request: Request, exc: Throttled) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return JSONResponse(
+            status_code=429,
+            content={"error": "throttled", "message_zh": exc.message_zh,
+                     "message_en": exc.message_en},
+            headers=headers,
+        )  # fmt: skip
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:
@@ -84,6 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status = 409
         elif isinstance(exc, CaseNotFound):
             status = 404
+        elif isinstance(exc, NotPermitted):
+            status = 403
         return JSONResponse(status_code=status, content=exc.as_dict())
 
     @app.exception_handler(RequestValidationError)

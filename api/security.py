@@ -30,6 +30,14 @@ def password_hash(password: str) -> str:
     return f"scrypt${salt.hex()}${digest.hex()}"
 
 
+_DUMMY = f"scrypt${'00' * 16}${'00' * 64}"
+
+
+def dummy_password_check(password: str) -> None:
+    """Spend the time a real check takes (an unknown user name must not answer faster)."""
+    password_ok(password, _DUMMY)
+
+
 def password_ok(password: str, stored: str | None) -> bool:
     if not stored or not stored.startswith("scrypt$"):
         return False
@@ -51,10 +59,11 @@ def create_account(
     password: str | None = None,
 ) -> tuple[Account, str]:
     """Make an account; returns it with its API token (shown once, stored hashed)."""
-    if role not in ("operator", "reviewer", "applicant"):
-        raise ValueError("role must be operator, reviewer or applicant")
-    if role == "reviewer" and not (bureau and section is not None):
-        raise ValueError("a reviewer is bound to a bureau and a section")
+    if role not in ("operator", "reviewer", "intake_officer", "applicant"):
+        raise ValueError("role must be operator, reviewer, intake_officer or applicant")
+    staff = role in ("reviewer", "intake_officer")
+    if staff and not (bureau and section is not None):
+        raise ValueError(f"a {role} is bound to a bureau and a section")
     if role == "applicant" and not uscc:
         raise ValueError("an applicant is bound to a USCC")
     token = new_token()
@@ -65,8 +74,8 @@ def create_account(
             username=username,
             display_name=display_name or username,
             role=role,
-            bureau_code=bureau if role == "reviewer" else None,
-            section_code=section if role == "reviewer" else None,
+            bureau_code=bureau if staff else None,
+            section_code=section if staff else None,
             uscc=uscc if role == "applicant" else None,
             token_hash=token_hash(token),
             password_hash=password_hash(password) if password else None,

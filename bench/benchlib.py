@@ -105,6 +105,43 @@ def _check(outcome: Any, what: str) -> None:
         raise SystemExit(f"{what}: {len(outcome.refused)} refused, e.g. item {index}: {exc}")
 
 
+def bench_actor(engine: Any, username: str, **spec: Any) -> Any:
+    """The engine's actor for a bench account, made on first use (the people of a stage)."""
+    from api.security import create_account
+    from states.errors import NotPermitted
+
+    try:
+        return engine.actor(username)
+    except NotPermitted:
+        create_account(engine.db, username=username, now=engine.clock.now(), **spec)
+        return engine.actor(username)
+
+
+class People:
+    """The bench's accounts: who files, reviews per section, confirms, decides, records pay."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.intake = bench_actor(engine, "bench-intake", role="operator")
+        self.confirmer = self.reviewer("enterprise", n=2)
+        self.decider = bench_actor(
+            engine, "bench-district", role="reviewer", bureau="district_government", section=""
+        )
+        self.system = bench_actor(engine, "system")
+
+    def reviewer(self, section: str, n: int = 1) -> Any:
+        """Reviewer n of the section with this code (section codes are unique in the edition)."""
+        from states.edition import all_editions
+
+        bureau = next(
+            b.code for b in all_editions()[-1].bureaus for s in b.sections if s.code == section
+        )
+        return bench_actor(
+            self.engine, f"bench-{bureau}.{section}.{n}", role="reviewer", bureau=bureau,
+            section=section,
+        )  # fmt: skip
+
+
 def drive_to_closed(
     engine: BatchEngine, n: int, *, chunk: int = CHUNK, start: int = 0, stages: Stages | None = None
 ) -> tuple[Stages, list[int]]:
@@ -120,9 +157,10 @@ def drive_to_closed(
     from models.tables import ReviewTask
 
     stages = stages or Stages()
+    people = People(engine)
     with stages.stage("submit"):
         out = engine.submit_many(
-            [SubmitItem(building_application(start + i), actor="applicant") for i in range(n)],
+            [SubmitItem(building_application(start + i), actor=people.intake) for i in range(n)],
             chunk_size=chunk,
         )
         _check(out, "submit")
@@ -139,6 +177,7 @@ def drive_to_closed(
             )
         )
     for section in sections:
+        reviewer = people.reviewer(section)
         with stages.stage(f"review ({section})"):
             with Session(engine.db) as s:
                 queue = list(
@@ -153,11 +192,11 @@ def drive_to_closed(
                     ).scalars()
                 )
             out = engine.decide_tasks(
-                [ReviewItem(t, "pass", actor=f"reviewer:{section}") for t in queue],
+                [ReviewItem(t, "pass", actor=reviewer) for t in queue],
                 chunk_size=chunk,
             )
             _check(out, f"review {section}")
-    for trigger, actor in (("confirm", "confirmer"), ("approve", "district")):
+    for trigger, actor in (("confirm", people.confirmer), ("approve", people.decider)):
         with stages.stage(trigger):
             out = engine.fire_many(
                 [FireItem(c, trigger, actor=actor) for c in ids], chunk_size=chunk
@@ -169,7 +208,7 @@ def drive_to_closed(
                 FireItem(
                     c,
                     "record_payment",
-                    actor="treasury",
+                    actor=people.system,
                     payload={"external_ref": f"TR-{c}"},
                     request_key=f"paid:payout:{c}",
                 )

@@ -35,6 +35,7 @@ from typing import Any
 
 from benchlib import (
     NOW,
+    People,
     batch_engine,
     building_application,
     dump_json,
@@ -54,7 +55,8 @@ def prepare(folder: Path, n: int) -> Path:
 
     url = fresh_sqlite(folder, "template.db")
     engine = batch_engine(url)
-    out = engine.submit_many([SubmitItem(building_application(i), "applicant") for i in range(n)])
+    people = People(engine)
+    out = engine.submit_many([SubmitItem(building_application(i), people.intake) for i in range(n)])
     ids = [r[0].case_id for r in out.results()]
     with Session(engine.db) as s:
         tasks = s.execute(
@@ -62,10 +64,10 @@ def prepare(folder: Path, n: int) -> Path:
         ).all()
     for section in sorted({sec for _, sec in tasks}):
         engine.decide_tasks(
-            [ReviewItem(t, "pass", "reviewer") for t, sec in tasks if sec == section]
+            [ReviewItem(t, "pass", people.reviewer(section)) for t, sec in tasks if sec == section]
         )
-    engine.fire_many([FireItem(c, "confirm", "confirmer") for c in ids])
-    done = engine.fire_many([FireItem(c, "approve", "district") for c in ids])
+    engine.fire_many([FireItem(c, "confirm", people.confirmer) for c in ids])
+    done = engine.fire_many([FireItem(c, "approve", people.decider) for c in ids])
     assert all(r.state == "payout_ordered" for r in done.results()) and len(done.done) == n
     engine.db.dispose()
     return folder / "template.db"

@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 from benchlib import (
     NOW,
     ROOT,
+    People,
     batch_engine,
     building_application,
     dump_json,
@@ -69,7 +70,8 @@ def templates(url: str) -> dict[str, Any]:
     from states.batch import FireItem, ReviewItem, SubmitItem
 
     engine = batch_engine(url)
-    apps = [SubmitItem(building_application(9_000_000 + k), "applicant") for k in range(4)]
+    people = People(engine)
+    apps = [SubmitItem(building_application(9_000_000 + k), people.intake) for k in range(4)]
     ids = [r[0].case_id for r in engine.submit_many(apps).results()]
     closed, under_review, awaiting, confirmed = ids
     with Session(engine.db) as s:
@@ -80,11 +82,11 @@ def templates(url: str) -> dict[str, Any]:
         ).all()
     for section in sorted({sec for _, _, sec in tasks}):
         mine = [t for t, c, sec in tasks if sec == section and c != under_review]
-        engine.decide_tasks([ReviewItem(t, "pass", "reviewer") for t in mine])
-    engine.fire_many([FireItem(c, "confirm", "confirmer") for c in (closed, confirmed)])
-    engine.fire_many([FireItem(closed, "approve", "district")])
+        engine.decide_tasks([ReviewItem(t, "pass", people.reviewer(section)) for t in mine])
+    engine.fire_many([FireItem(c, "confirm", people.confirmer) for c in (closed, confirmed)])
+    engine.fire_many([FireItem(closed, "approve", people.decider)])
     engine.fire_many(
-        [FireItem(closed, "record_payment", "treasury", payload={"external_ref": "TR-0"},
+        [FireItem(closed, "record_payment", people.system, payload={"external_ref": "TR-0"},
                   request_key=f"paid:payout:{closed}")]
     )  # fmt: skip
     engine.db.dispose()
@@ -325,7 +327,8 @@ def probes(url: str, count: int, offset: int) -> list[int]:
     from states.batch import FireItem, ReviewItem, SubmitItem
 
     engine = batch_engine(url)
-    apps = [SubmitItem(building_application(offset + k), "applicant") for k in range(count)]
+    people = People(engine)
+    apps = [SubmitItem(building_application(offset + k), people.intake) for k in range(count)]
     ids = [r[0].case_id for r in engine.submit_many(apps).results()]
     with Session(engine.db) as s:
         tasks = s.execute(
@@ -336,8 +339,8 @@ def probes(url: str, count: int, offset: int) -> list[int]:
         ).all()
     for section in sorted({sec for _, sec in tasks}):
         mine = [t for t, sec in tasks if sec == section]
-        engine.decide_tasks([ReviewItem(t, "pass", "reviewer") for t in mine])
-    done = engine.fire_many([FireItem(c, "confirm", "confirmer") for c in ids])
+        engine.decide_tasks([ReviewItem(t, "pass", people.reviewer(section)) for t in mine])
+    done = engine.fire_many([FireItem(c, "confirm", people.confirmer) for c in ids])
     assert all(r.state == "confirmed" for r in done.results())
     engine.db.dispose()
     return ids
@@ -352,6 +355,7 @@ class Target:
     tpl: dict[str, Any]
     probes: list[int]
     engine: Any = None
+    decider: Any = None  # the district's reviewer who approves the probes
 
     @property
     def section(self) -> tuple[str, str]:
@@ -386,7 +390,7 @@ def build(server: Any, size: int, probe_count: int) -> Target:
     )
     sys.stdout.flush()
     engine = CaseEngine(make_engine(url), settings=Settings(database_url=url), clock=Clock(NOW))
-    return Target(size, url, tpl, cases, engine)
+    return Target(size, url, tpl, cases, engine, People(engine).decider)
 
 
 def page(t: Target, *, limit: int | None = PAGE) -> int:
@@ -425,7 +429,7 @@ def measure(targets: list[Target], run: int, samples: int, queries: int) -> dict
         for t in targets:
             case_id = t.probes[run * samples + i]
             t0 = time.perf_counter()
-            result = t.engine.fire(case_id, "approve", actor="district")
+            result = t.engine.fire(case_id, "approve", actor=t.decider)
             fires[t.size].append(1000 * (time.perf_counter() - t0))
             assert result.state == "payout_ordered", result
     return {

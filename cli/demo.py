@@ -36,7 +36,6 @@ from states.working_days import add_working_days
 BATCH = Path(__file__).parent / "data" / "demo_batch.json"
 LICENCES = Path(__file__).parent / "data" / "demo_licences.json"
 DEMO_NOW = datetime(2023, 1, 6, 9, 30, tzinfo=SHANGHAI)  # after every filing in the batch
-MORE_INFO_CASE = 0  # index in the batch of the loan case (LOAN-01) whose reviewer asks for more
 
 console = Console()
 
@@ -118,11 +117,14 @@ def _run(database: Path, work: Path, port: int, runs: list[str]) -> dict[str, An
         shutil.rmtree(folder, ignore_errors=True)
     work.mkdir()
     engine = case_engine()
+    _make_accounts(engine)
     batch = json.loads(BATCH.read_text(encoding="utf-8"))
     applications = work / "applications.json"
     applications.write_text(
-        json.dumps([item["application"] for item in batch], ensure_ascii=False), encoding="utf-8"
-    )
+        json.dumps([_paper(n, item["application"]) for n, item in enumerate(batch, 1)],
+                   ensure_ascii=False),
+        encoding="utf-8",
+    )  # fmt: skip
 
     def step(label: str, call: Any) -> Any:
         with console.status(f"flow {label} …"):
@@ -132,7 +134,10 @@ def _run(database: Path, work: Path, port: int, runs: list[str]) -> dict[str, An
         return result
 
     with heartbeats_off():
-        step("intake", lambda: intake_flow(IntakeParams(file=applications, batch_id="demo")))
+        step(
+            "intake",
+            lambda: intake_flow(IntakeParams(file=applications, batch_id="demo", account=OPS)),
+        )
         step("licence-grant", lambda: licence_grant_flow(LicenceGrantParams(file=LICENCES)))
         soon = datetime.combine(
             add_working_days(DEMO_NOW.date(), engine.settings.review_due_working_days - 1),
@@ -140,32 +145,32 @@ def _run(database: Path, work: Path, port: int, runs: list[str]) -> dict[str, An
         )
         step("sla-sweep", lambda: sla_flow(SlaParams(now=soon)))
         _more_information(engine)
+        refused: list[tuple[str, dict[str, Any]]] = []
         for n, kind in enumerate(("review", "confirm", "decide"), start=1):
-            rows = _rows(engine, kind)  # what the sections write once the last round is in
-            path = work / f"decisions-{n}.json"
-            path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
-            result = step(
-                f"bureau-decisions #{n}",
-                lambda p=path, n=n: bureau_decisions_flow(
-                    DecisionsParams(file=p, batch_id=f"demo-decisions-{n}")
-                ),
+            # what each reviewer writes in their spreadsheet once the last round is in
+            for account, rows in sorted(_rows(engine, kind).items()):
+                path = work / f"decisions-{n}-{account}.json"
+                path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+                result = step(
+                    f"bureau-decisions #{n} {account}",
+                    lambda p=path, n=n, a=account: bureau_decisions_flow(
+                        DecisionsParams(file=p, batch_id=f"demo-decisions-{n}-{a}", account=a)
+                    ),
+                )
+                refused += [(account, r) for r in result.refused]
+        # an approval the engine refused (a cap used up): the same decider rejects
+        by_decider: dict[str, list[dict[str, Any]]] = {}
+        for account, r in refused:
+            by_decider.setdefault(account, []).append(
+                {"case_no": r["case_no"], "action": "reject", "reason": r["message"]}
             )
-        if result.refused:  # an approval the engine refused (a cap used up): the decider rejects
-            rows = [
-                {
-                    "case_no": r["case_no"],
-                    "action": "reject",
-                    "reason": r["message"],
-                    "actor": "决定单位",
-                }
-                for r in result.refused
-            ]
-            path = work / "decisions-4.json"
+        for account, rows in sorted(by_decider.items()):
+            path = work / f"decisions-4-{account}.json"
             path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
             step(
-                "bureau-decisions #4",
-                lambda: bureau_decisions_flow(
-                    DecisionsParams(file=path, batch_id="demo-decisions-4")
+                f"bureau-decisions #4 {account}",
+                lambda p=path, a=account: bureau_decisions_flow(
+                    DecisionsParams(file=p, batch_id=f"demo-decisions-4-{a}", account=a)
                 ),
             )
         step("payout", lambda: payout_flow(PayoutParams(adapter="file")))
@@ -173,6 +178,48 @@ def _run(database: Path, work: Path, port: int, runs: list[str]) -> dict[str, An
         step("reconcile", lambda: reconcile_flow(ReconcileParams(file=reconciliation)))
         step("outbox", lambda: outbox_flow(OutboxParams()))
     return summarise(engine.db)
+
+
+OPS = "demo-ops"  # the operator who enters the paper applications
+
+
+def _reviewer(unit: str, n: int) -> str:
+    """The demo's reviewers: two per section (the second decides: separation of duties)."""
+    return f"{unit}.{n}"
+
+
+def _make_accounts(engine: Any) -> None:
+    """An operator and two reviewers per bureau section."""
+    from api.security import create_account
+    from states.edition import all_editions
+
+    now = engine.clock.now()
+    create_account(engine.db, username=OPS, role="operator", now=now, display_name="收件窗口")
+    for bureau in all_editions()[-1].bureaus:
+        units = [(f"{bureau.code}.{s.code}", s.code, s.name) for s in bureau.sections] or [
+            (bureau.code, "", bureau.name)  # a bureau deciding as a whole (区政府)
+        ]
+        for unit, section, name in units:
+            for n in (1, 2):
+                create_account(
+                    engine.db, username=_reviewer(unit, n), role="reviewer", now=now,
+                    bureau=bureau.code, section=section, display_name=f"{name}审核人{n}",
+                )  # fmt: skip
+
+
+def _paper(n: int, application: dict[str, Any]) -> dict[str, Any]:
+    """A paper application received on its date at the counter, entered now (补录)."""
+    received = application.get("application_date")
+    if not received:
+        return application
+    return {
+        **application,
+        "receipt": {
+            "received_at": received,
+            "reason": "窗口收取的纸质申请，集中录入",
+            "evidence": f"东城区政务服务中心收件登记第{n:04d}号",
+        },
+    }
 
 
 def _more_information(engine: Any) -> None:
@@ -183,27 +230,46 @@ def _more_information(engine: Any) -> None:
             .where(col(Case.case_type) == "loan_subsidy", col(Case.state) == "under_review")
             .order_by(col(Case.id))
         ).first()
-    if loan is None or loan.id is None:
+        task = (
+            s.exec(
+                select(ReviewTask).where(
+                    col(ReviewTask.case_id) == loan.id, col(ReviewTask.kind) == "review"
+                )
+            ).first()
+            if loan is not None
+            else None
+        )
+    if loan is None or loan.id is None or task is None:
         return
+    reviewer = engine.actor(_reviewer(f"{task.bureau_code}.{task.section_code}", 1))
     engine.fire(
         loan.id,
         "request_info",
-        actor="区金融办金融发展科",
+        actor=reviewer,
         payload={"items": ["2022年贷款利息支付凭证（银行盖章）"]},
         request_key=f"demo:info:{loan.id}",
     )
+    from api.security import create_account
+
+    uscc = loan.facts["applicant"]["uscc"]
+    create_account(  # the applicant signs up to answer online
+        engine.db, username=f"applicant-{uscc}", role="applicant", now=engine.clock.now(),
+        uscc=uscc,
+    )  # fmt: skip
+    applicant = engine.actor(f"applicant-{uscc}")
     engine.fire(
         loan.id,
         "supply_info",
-        actor="applicant",
+        actor=applicant,
         payload={"facts": {"eligible_interest": loan.facts.get("eligible_interest", "0")}},
         request_key=f"demo:supplied:{loan.id}",
     )
 
 
-def _rows(engine: Any, kind: str) -> list[dict[str, Any]]:
-    """What each bureau would write for its open tasks of one kind, from the rules' reasons."""
-    rows: list[dict[str, Any]] = []
+def _rows(engine: Any, kind: str) -> dict[str, list[dict[str, Any]]]:
+    """What each reviewer would write for their section's open tasks of one kind, from the
+    rules' reasons: the first reviewer of a section reviews, the second confirms and decides."""
+    rows: dict[str, list[dict[str, Any]]] = {}
     with Session(engine.db) as s:
         tasks = s.exec(
             select(ReviewTask)
@@ -218,7 +284,8 @@ def _rows(engine: Any, kind: str) -> list[dict[str, Any]]:
                 c["reason_zh"] for c in case.assessment["checks"] if not c["passed"]
             )
             unit = f"{t.bureau_code}.{t.section_code}" if t.section_code else t.bureau_code
-            row = {"case_no": case.case_no, "unit": unit, "actor": f"{t.unit}审核人"}
+            account = _reviewer(unit, 1 if kind == "review" else 2)
+            row: dict[str, Any] = {"case_no": case.case_no, "unit": unit}
             if kind == "review":
                 row.update(
                     action="review_pass" if allowed else "review_fail", reason=reasons or None
@@ -229,7 +296,7 @@ def _rows(engine: Any, kind: str) -> list[dict[str, Any]]:
                 row.update(
                     action="approve" if allowed else "reject", reason=None if allowed else reasons
                 )
-            rows.append(row)
+            rows.setdefault(account, []).append(row)
     return rows
 
 

@@ -21,9 +21,11 @@ from models.db import engine_for, migrate
 from models.input_errors import FieldError, InvalidApplication, parse_application
 from models.settings import get_settings
 from models.tables import Case, CaseEvent, ReviewTask
+from states.actors import Actor
 from states.catalog import assess, json_schema
 from states.clock import Clock
-from states.engine import CaseEngine, EngineError
+from states.engine import CaseEngine
+from states.errors import EngineError
 from states.labels import DECISION_ZH, state_zh
 from states.rules import Decision, Prior7Entry
 
@@ -40,6 +42,14 @@ app.command()(worker)
 
 EXIT_INVALID = 2
 EXIT_REFUSED = 3
+AsAccount = Annotated[
+    str,
+    typer.Option(
+        "--as",
+        envvar="RELIEF_AS",
+        help="the account you act as (must exist: relief account create); or RELIEF_AS",
+    ),
+]
 
 
 def _clock() -> Clock:
@@ -51,6 +61,15 @@ def _engine() -> CaseEngine:
     if settings.database_url.startswith("sqlite"):
         migrate(settings.database_url)  # the embedded default sets itself up
     return CaseEngine(engine_for(settings.database_url), settings=settings, clock=_clock())
+
+
+def _actor(engine: CaseEngine, username: str) -> Actor:
+    """The named account as the engine's actor; an unknown one is refused (exit 3)."""
+    try:
+        return engine.actor(username)
+    except EngineError as exc:
+        _fail_engine(exc)
+        raise
 
 
 def _read_json(source: str) -> Any:
@@ -161,16 +180,38 @@ def schema(case_type: Annotated[str, typer.Argument(help="application type")]) -
 @app.command()
 def submit(
     file: Annotated[str, typer.Argument(help="application JSON file, or - for stdin")],
-    actor: Annotated[str, typer.Option(help="who submits")] = "applicant",
+    account: AsAccount,
     request_key: Annotated[
         str | None, typer.Option(help="idempotency key: a repeat does nothing")
     ] = None,
+    received_at: Annotated[
+        str | None,
+        typer.Option(help="补录: when the paper application was received (YYYY-MM-DD or ISO)"),
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="补录: why it is entered late")] = None,
+    evidence: Annotated[
+        str | None, typer.Option(help="补录: the receipt's reference (收件登记号, 邮件回执号)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """File an application; prints the case number(s) and where each case stands."""
+    """File an application (filed now); prints the case number(s) and where each case stands.
+
+    An intake officer or operator entering a paper application received earlier gives
+    --received-at, --reason and --evidence (补录).
+    """
+    from models.receipts import parse_receipt
+
     data = _read_json(file)
+    engine = _engine()
+    actor = _actor(engine, account)
     try:
-        results = _engine().submit(data, actor=actor, request_key=request_key)
+        receipt = None
+        if received_at or reason or evidence:
+            receipt = parse_receipt(
+                {"received_at": received_at, "reason": reason, "evidence": evidence},
+                now=engine.clock.now(),
+            )
+        results = engine.submit(data, actor=actor, request_key=request_key, receipt=receipt)
     except InvalidApplication as exc:
         _fail_input(exc.errors, as_json=as_json)
         return
@@ -324,12 +365,14 @@ def notices(
 def review(
     task_id: Annotated[int, typer.Argument(help="review task id")],
     decision: Annotated[str, typer.Argument(help="pass or fail")],
-    actor: Annotated[str, typer.Option(help="reviewer")] = "reviewer",
+    account: AsAccount,
     reason: Annotated[str | None, typer.Option(help="reason (required for fail)")] = None,
 ) -> None:
-    """Record a bureau's review decision on its task."""
+    """Record your section's review decision on its task."""
+    engine = _engine()
+    actor = _actor(engine, account)
     try:
-        r = _engine().decide_task(task_id, decision=decision, actor=actor, reason=reason)
+        r = engine.decide_task(task_id, decision=decision, actor=actor, reason=reason)
     except EngineError as exc:
         _fail_engine(exc)
         return
@@ -340,7 +383,7 @@ def review(
 def fire(
     case: Annotated[str, typer.Argument(help="case number or id")],
     trigger: Annotated[str, typer.Argument(help="approve, reject, confirm, request_info, …")],
-    actor: Annotated[str, typer.Option(help="who acts")] = "operator",
+    account: AsAccount,
     payload: Annotated[
         str | None, typer.Option(help='JSON payload, e.g. \'{"reason": "…"}\'')
     ] = None,
@@ -348,10 +391,11 @@ def fire(
         int | None, typer.Option(help="the version you saw (conflict check)")
     ] = None,
 ) -> None:
-    """Fire a trigger on a case through the engine."""
+    """Fire a trigger on a case through the engine, as your account."""
     from sqlmodel import Session
 
     engine = _engine()
+    actor = _actor(engine, account)
     with Session(engine.db) as s:
         case_id = _find_case(s, case).id
     assert case_id is not None
@@ -436,9 +480,15 @@ def serve(
         if flows:
             render.console.print("[red]--workers needs --no-flows (see docs/deploy.md)[/red]")
             raise typer.Exit(2)
-        uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers)
+        uvicorn.run(
+            "api.main:create_app", factory=True, host=host, port=port, workers=workers,
+            proxy_headers=True, forwarded_allow_ips=get_settings().trusted_proxies,
+        )  # fmt: skip
         return
-    config = uvicorn.Config("api.main:create_app", factory=True, host=host, port=port)
+    config = uvicorn.Config(
+        "api.main:create_app", factory=True, host=host, port=port,
+        proxy_headers=True, forwarded_allow_ips=get_settings().trusted_proxies,
+    )  # fmt: skip
     server = uvicorn.Server(config)
     if not flows:
         server.run()
@@ -462,7 +512,7 @@ def serve(
 @account_app.command("create")
 def account_create(
     username: Annotated[str, typer.Argument(help="login name")],
-    role: Annotated[str, typer.Option(help="operator, reviewer or applicant")],
+    role: Annotated[str, typer.Option(help="operator, reviewer, intake_officer or applicant")],
     bureau: Annotated[str | None, typer.Option(help="reviewer: bureau code, e.g. samr")] = None,
     section: Annotated[str | None, typer.Option(help="reviewer: section code, e.g. credit")] = None,
     uscc: Annotated[str | None, typer.Option(help="applicant: the USCC it acts for")] = None,
@@ -473,7 +523,7 @@ def account_create(
     from api.security import create_account
     from states.edition import all_editions
 
-    if role == "reviewer" and bureau:
+    if role in ("reviewer", "intake_officer") and bureau:
         edition = all_editions()[-1]
         try:
             edition.section(f"{bureau}.{section}" if section else bureau)
@@ -505,6 +555,51 @@ def account_create(
         f"账户 {created.username}（{created.role}）已创建。API 令牌（只显示这一次）："
     )
     typer.echo(token)
+
+
+lock_app = typer.Typer(
+    help="Sign-in, token and lookup locks after repeated failures.", no_args_is_help=True
+)
+app.add_typer(lock_app, name="lock")
+
+
+@lock_app.command("list")
+def lock_list() -> None:
+    """What is locked now: accounts, client addresses, cases' public lookups."""
+    from api import throttle
+
+    engine = _engine()
+    table = render.Table(title="锁定 locks")
+    for name in ("类别 scope", "对象 key", "失败 failures", "锁定 locked at", "至 until"):
+        table.add_column(name, overflow="fold")
+    for r in throttle.current_locks(engine.db, engine.clock.now()):
+        table.add_row(
+            throttle.SCOPE_ZH.get(r.scope, r.scope) + f" ({r.scope})",
+            r.key,
+            str(r.failures),
+            f"{r.locked_at:%Y-%m-%d %H:%M}" if r.locked_at else "",
+            f"{r.locked_until:%Y-%m-%d %H:%M}" if r.locked_until else "须人工解锁 until lifted",
+        )
+    render.console.print(table)
+
+
+@lock_app.command("lift")
+def lock_lift(
+    scope: Annotated[str, typer.Argument(help="login_account, login_address, status_case, …")],
+    key: Annotated[str, typer.Argument(help="the account name, address or case number")],
+    account: AsAccount,
+) -> None:
+    """Lift a lock (an operator's act); the failure count starts afresh."""
+    from api import throttle
+
+    engine = _engine()
+    actor = _actor(engine, account)
+    if actor.role.value != "operator":
+        _fail_engine(EngineError("只有运营人员可以解除锁定", "only an operator may lift a lock"))
+    if not throttle.lift(engine.db, scope, key, by=actor.username, now=engine.clock.now()):
+        render.err_console.print(f"[red]没有该锁定：{scope} {key}[/red] (no such lock)")
+        raise typer.Exit(EXIT_INVALID)
+    render.console.print(f"已解除锁定 lifted: {scope} {key}")
 
 
 @app.command()

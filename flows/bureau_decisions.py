@@ -1,9 +1,12 @@
 """审核、确认、决定 — a batch of bureau actions (a section's spreadsheet) applied to cases.
 
 A bureau decision usually arrives one at a time through the API or `relief review`; this flow
-takes many at once. Each row is one engine call with the request key `<batch>:<row>`, so a
-re-run repeats nothing. Rows: `case_no, action, unit, reason, amount, items, actor` where
-action is review_pass | review_fail | confirm | approve | reject | request_info.
+takes many at once: a reviewer's own spreadsheet. Every row is decided by the account that
+starts the flow (the engine checks each row's task, section and separation of duties as for
+any other door); a row whose `actor` names someone else is refused. Each row is one engine
+call with the request key `<batch>:<row>`, so a re-run repeats nothing. Rows: `case_no, action,
+unit, reason, amount, items` where action is review_pass | review_fail | confirm | approve |
+reject | request_info.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from flows.common import case_engine, chunked
 from models.input_errors import InvalidApplication
 from models.settings import get_settings
 from models.tables import Case, ReviewTask
-from states.engine import CaseEngine, EngineError, FireResult
+from states.actors import Actor
+from states.engine import CaseEngine, FireResult
+from states.errors import EngineError
 
 ACTIONS = {"review_pass", "review_fail", "confirm", "approve", "reject", "request_info"}
 
@@ -30,6 +35,7 @@ ACTIONS = {"review_pass", "review_fail", "confirm", "approve", "reject", "reques
 class DecisionsParams(BaseModel):
     file: Path = Field(description="JSON or CSV rows of bureau actions")
     batch_id: str | None = None
+    account: str = Field(description="the reviewer whose decisions these are")
 
 
 class DecisionsSummary(BaseModel):
@@ -40,12 +46,17 @@ class DecisionsSummary(BaseModel):
     refused: list[dict[str, Any]] = Field(default_factory=list)
 
 
-def apply_action(engine: CaseEngine, row: dict[str, Any], key: str) -> FireResult:
-    """One bureau action through the engine."""
+def apply_action(engine: CaseEngine, row: dict[str, Any], key: str, actor: Actor) -> FireResult:
+    """One bureau action through the engine, as `actor`."""
     action = row.get("action")
     if action not in ACTIONS:
         raise EngineError(f"未知的操作“{action}”", f"unknown action {action!r}")
-    actor = row.get("actor") or f"bureau:{row.get('unit', '')}"
+    named = row.get("actor")
+    if named and named != actor.username:
+        raise EngineError(
+            f"本行的办理人“{named}”不是提交本批的账户“{actor.username}”，不能代他人办理",
+            f"row names {named!r}, but the batch is {actor.username!r}'s",
+        )
     previous = engine.replay(key)
     if previous is not None:
         return previous
@@ -61,7 +72,7 @@ def apply_action(engine: CaseEngine, row: dict[str, Any], key: str) -> FireResul
             )
         ).all()
     if action in ("review_pass", "review_fail"):
-        unit = row.get("unit")
+        unit = row.get("unit") or actor.unit
         match = [t for t in tasks if f"{t.bureau_code}.{t.section_code}" == unit or t.unit == unit]
         if not match:
             raise EngineError(
@@ -88,12 +99,15 @@ def apply_action(engine: CaseEngine, row: dict[str, Any], key: str) -> FireResul
 
 
 @task(retries=2, retry_delay_seconds=2)
-def apply_chunk(rows: list[tuple[int, dict[str, Any]]], batch_id: str) -> dict[str, Any]:
+def apply_chunk(
+    rows: list[tuple[int, dict[str, Any]]], batch_id: str, account: str
+) -> dict[str, Any]:
     engine = case_engine()
+    actor = engine.actor(account)
     out: dict[str, Any] = {"applied": 0, "replayed": 0, "refused": []}
     for row_no, row in rows:
         try:
-            result = apply_action(engine, row, f"{batch_id}:{row_no}")
+            result = apply_action(engine, row, f"{batch_id}:{row_no}", actor)
         except (EngineError, InvalidApplication) as exc:
             message = exc.message_zh if isinstance(exc, EngineError) else str(exc)
             out["refused"].append(
@@ -114,7 +128,7 @@ def bureau_decisions_flow(params: DecisionsParams) -> DecisionsSummary:
     rows = list(enumerate(records, start=1))
     summary = DecisionsSummary(batch_id=batch_id, rows=len(rows))
     chunks = chunked(rows, get_settings().chunk_size)
-    futures = [apply_chunk.submit(quote(c), batch_id) for c in chunks]
+    futures = [apply_chunk.submit(quote(c), batch_id, params.account) for c in chunks]
     for fut in futures:
         part = fut.result()
         summary.applied += part["applied"]

@@ -2,7 +2,10 @@
 
 Each row is submitted with the request key `<batch>:<row>`, and each row's outcome (cases made,
 or the field errors) is kept in `intake_record`: a second run of the same batch does nothing
-twice, and an invalid row is never lost.
+twice, and an invalid row is never lost. The flow acts as the account that started it (an
+intake officer or an operator). A row filed on paper earlier carries its receipt
+(`receipt.received_at`, `receipt.reason`, `receipt.evidence`): a 补录, which the engine allows
+those two roles only; without it the filing date is the moment the row is submitted.
 """
 
 from __future__ import annotations
@@ -19,14 +22,16 @@ from sqlmodel import Session, col, select
 from flows.batch_files import read_records
 from flows.common import case_engine, chunked
 from models.input_errors import InvalidApplication
+from models.receipts import parse_receipt
 from models.settings import get_settings
 from models.tables import IntakeRecord
+from states.errors import EngineError
 
 
 class IntakeParams(BaseModel):
     file: Path = Field(description="JSON or CSV batch of applications")
     batch_id: str | None = Field(default=None, description="default: name and content hash")
-    actor: str = "operator:intake"
+    account: str = Field(description="who submits: an intake officer's or an operator's account")
 
 
 class IntakeSummary(BaseModel):
@@ -46,10 +51,11 @@ def batch_id_for(path: Path) -> str:
 
 @task(retries=2, retry_delay_seconds=2)
 def submit_chunk(
-    rows: list[tuple[int, dict[str, Any]]], batch_id: str, actor: str
+    rows: list[tuple[int, dict[str, Any]]], batch_id: str, account: str
 ) -> dict[str, Any]:
     """Submit a chunk of rows, each in its own transaction; record every row's outcome."""
     engine = case_engine()
+    actor = engine.actor(account)
     out: dict[str, Any] = {"submitted": 0, "invalid": 0, "already_done": 0, "states": []}
     for row_no, data in rows:
         with Session(engine.db) as s:
@@ -65,10 +71,22 @@ def submit_chunk(
             batch_id=batch_id, row_no=row_no, status="submitted", raw=data, at=engine.clock.now()
         )
         try:
-            results = engine.submit(data, actor=actor, request_key=f"{batch_id}:{row_no}")
+            application = dict(data)
+            given = application.pop("receipt", None)
+            receipt = parse_receipt(given, now=engine.clock.now()) if given is not None else None
+            results = engine.submit(
+                application, actor=actor, request_key=f"{batch_id}:{row_no}", receipt=receipt
+            )
         except InvalidApplication as exc:
             record.status = "invalid"
             record.errors = [e.as_dict() for e in exc.errors]
+            out["invalid"] += 1
+        except EngineError as exc:
+            record.status = "invalid"
+            record.errors = [
+                {"field": "(申请书)", "rule": exc.code, "message_zh": exc.message_zh,
+                 "message_en": exc.message_en}
+            ]  # fmt: skip
             out["invalid"] += 1
         else:
             record.case_ids = [r.case_id for r in results]
@@ -86,7 +104,7 @@ def intake_flow(params: IntakeParams) -> IntakeSummary:
     batch_id = params.batch_id or batch_id_for(params.file)
     rows = list(enumerate(records, start=1))
     futures = [
-        submit_chunk.submit(quote(chunk), batch_id, params.actor)
+        submit_chunk.submit(quote(chunk), batch_id, params.account)
         for chunk in chunked(rows, get_settings().chunk_size)
     ]
     summary = IntakeSummary(batch_id=batch_id, rows=len(rows))

@@ -19,11 +19,16 @@ from flows.batch_files import read_records
 from flows.common import case_engine, chunked
 from models.input_errors import InvalidApplication
 from models.settings import get_settings
-from states.engine import EngineError
+from states.actors import SYSTEM_ACCOUNT
+from states.errors import EngineError
 
 
 class LicenceGrantParams(BaseModel):
     file: Path = Field(description="register of licences, JSON or CSV")
+    account: str = Field(
+        default=SYSTEM_ACCOUNT,
+        description="the account the flow acts as (an operator's, or system)",
+    )
 
 
 class LicenceGrantSummary(BaseModel):
@@ -34,16 +39,15 @@ class LicenceGrantSummary(BaseModel):
 
 
 @task(retries=2, retry_delay_seconds=2)
-def grant_chunk(rows: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+def grant_chunk(rows: list[tuple[int, dict[str, Any]]], account: str) -> dict[str, Any]:
     engine = case_engine()
+    actor = engine.actor(account)
     out: dict[str, Any] = {"granted": 0, "already": 0, "skipped": []}
     for row_no, data in rows:
         data = {"type": "licence_extension", **data}
         number = (data.get("licence") or {}).get("licence_no") or f"row{row_no}"
         try:
-            [result] = engine.grant_ex_officio(
-                data, actor="区市场监管局（依职权）", request_key=f"licence:{number}"
-            )
+            [result] = engine.grant_ex_officio(data, actor=actor, request_key=f"licence:{number}")
         except (EngineError, InvalidApplication) as exc:
             message = exc.message_zh if isinstance(exc, EngineError) else str(exc)
             out["skipped"].append({"row": row_no, "licence_no": number, "reason": message})
@@ -57,7 +61,8 @@ def licence_grant_flow(params: LicenceGrantParams) -> LicenceGrantSummary:
     """Extend every non-special food production licence in the register by six months."""
     rows = list(enumerate(read_records(params.file, key="licences"), start=1))
     summary = LicenceGrantSummary(licences=len(rows))
-    for fut in [grant_chunk.submit(quote(c)) for c in chunked(rows, get_settings().chunk_size)]:
+    chunks = chunked(rows, get_settings().chunk_size)
+    for fut in [grant_chunk.submit(quote(c), params.account) for c in chunks]:
         part = fut.result()
         summary.granted += part["granted"]
         summary.already_granted += part["already"]

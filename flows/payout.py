@@ -27,6 +27,7 @@ from flows.treasury import FileTreasury, HttpTreasury, PaymentInstruction, Treas
 from models.db import engine_for
 from models.settings import get_settings
 from models.tables import Applicant, Case, Incident, PaymentBatch, Payout, PayoutAttempt
+from states.actors import SYSTEM_ACCOUNT, Actor
 from states.engine import CaseEngine
 
 IN_LIST = 1000  # ids per IN (...) list: well inside SQLite's and PostgreSQL's limits
@@ -36,6 +37,10 @@ class PayoutParams(BaseModel):
     adapter: Literal["file", "http"] | None = Field(default=None, description="default: setting")
     endpoint: str | None = Field(default=None, description="http adapter: treasury base URL")
     out_dir: Path | None = Field(default=None, description="file adapter: instruction folder")
+    account: str = Field(
+        default=SYSTEM_ACCOUNT,
+        description="the account the flow acts as (an operator's, or system)",
+    )
 
 
 class PayoutSummary(BaseModel):
@@ -94,12 +99,12 @@ def record_attempt(
         s.add(payout)
 
 
-def settle(engine: CaseEngine, payout: Payout, reference: str) -> None:
+def settle(engine: CaseEngine, payout: Payout, reference: str, actor: Actor) -> None:
     """The case is paid: one engine transaction marks the payout and the case."""
     engine.fire(
         payout.case_id,
         "record_payment",
-        actor="treasury",
+        actor=actor,
         payload={"external_ref": reference},
         request_key=f"paid:{payout.idempotency_key}",
     )
@@ -139,7 +144,7 @@ def attempts_of(engine: CaseEngine, payout_id: int) -> list[PayoutAttempt]:
 
 
 # ---------------------------------------------------------------- http adapter
-def pay_one(engine: CaseEngine, treasury: HttpTreasury, payout_id: int) -> str:
+def pay_one(engine: CaseEngine, treasury: HttpTreasury, payout_id: int, actor: Actor) -> str:
     """Pay one payout at most once; returns paid | failed | skipped."""
     settings = engine.settings
     with Session(engine.db) as s:
@@ -151,13 +156,13 @@ def pay_one(engine: CaseEngine, treasury: HttpTreasury, payout_id: int) -> str:
     attempts = attempts_of(engine, payout.id)
     last = attempts[-1] if attempts else None
     if last is not None and last.status in ("paid", "found"):
-        settle(engine, payout, last.detail)  # crashed after the treasury answered
+        settle(engine, payout, last.detail, actor)  # crashed after the treasury answered
         return "paid"
     if last is not None and last.status == "sending":  # outcome never learned: ask first
         reference = treasury.lookup(payout.idempotency_key)
         if reference is not None:
             record_attempt(engine, payout.id, last.attempt_no, "http", "found", reference)
-            settle(engine, payout, reference)
+            settle(engine, payout, reference, actor)
             return "paid"
         record_attempt(
             engine,
@@ -183,19 +188,20 @@ def pay_one(engine: CaseEngine, treasury: HttpTreasury, payout_id: int) -> str:
                 time.sleep(settings.payout_retry_seconds * 2 ** (n - 1))
             continue
         record_attempt(engine, payout.id, n, "http", "paid", reference)
-        settle(engine, payout, reference)
+        settle(engine, payout, reference, actor)
         return "paid"
     give_up(engine, payout, reason)
     return "failed"
 
 
 @task(retries=2, retry_delay_seconds=2)
-def pay_chunk(payout_ids: list[int], endpoint: str) -> dict[str, int]:
+def pay_chunk(payout_ids: list[int], endpoint: str, account: str) -> dict[str, int]:
     engine = case_engine()
+    actor = engine.actor(account)
     treasury = HttpTreasury(endpoint)
     out = {"paid": 0, "failed": 0, "skipped": 0}
     for payout_id in payout_ids:
-        out[pay_one(engine, treasury, payout_id)] += 1
+        out[pay_one(engine, treasury, payout_id, actor)] += 1
     return out
 
 
@@ -349,7 +355,10 @@ def _pay_all(params: PayoutParams, adapter: str) -> PayoutSummary:
             if p.id is not None
         ]
     summary.considered = len(ids)
-    futures = [pay_chunk.submit(quote(c), endpoint) for c in chunked(ids, settings.chunk_size)]
+    futures = [
+        pay_chunk.submit(quote(c), endpoint, params.account)
+        for c in chunked(ids, settings.chunk_size)
+    ]
     for fut in futures:
         part = fut.result()
         summary.paid += part["paid"]

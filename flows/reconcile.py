@@ -23,12 +23,18 @@ from flows.payout import give_up, settle
 from flows.treasury import FileTreasury
 from models.settings import get_settings
 from models.tables import Payout, PayoutAttempt
+from states.actors import SYSTEM_ACCOUNT, Actor
 from states.batch import BatchEngine, FireItem
-from states.engine import CaseEngine, ConflictError
+from states.engine import CaseEngine
+from states.errors import ConflictError
 
 
 class ReconcileParams(BaseModel):
     file: Path = Field(description="CSV: idempotency_key,status,reference")
+    account: str = Field(
+        default=SYSTEM_ACCOUNT,
+        description="the account the flow acts as (an operator's, or system)",
+    )
 
 
 class ReconcileSummary(BaseModel):
@@ -41,8 +47,9 @@ class ReconcileSummary(BaseModel):
 
 
 @task(retries=2, retry_delay_seconds=2)
-def reconcile_lines(rows: list[dict[str, str]]) -> ReconcileSummary:
+def reconcile_lines(rows: list[dict[str, str]], account: str) -> ReconcileSummary:
     engine = case_engine()
+    actor = engine.actor(account)
     out = ReconcileSummary(lines=len(rows))
     keys = [row["idempotency_key"].strip() for row in rows]
     with Session(engine.db) as s:
@@ -84,19 +91,19 @@ def reconcile_lines(rows: list[dict[str, str]]) -> ReconcileSummary:
             out.incidents += int(give_up(engine, payout, f"国库退回：{row.get('reference', '')}"))
         else:
             out.retry += 1
-    settle_many(engine, paid)
+    settle_many(engine, paid, actor)
     out.paid += len(paid)
     return out
 
 
-def settle_many(engine: CaseEngine, paid: list[tuple[Payout, str]]) -> None:
+def settle_many(engine: CaseEngine, paid: list[tuple[Payout, str]], actor: Actor) -> None:
     """Settle a chunk's paid lines in one engine transaction (one by one after a conflict)."""
     batch = BatchEngine(engine.db, settings=engine.settings, clock=engine.clock)
     items = [
         FireItem(
             p.case_id,
             "record_payment",
-            actor="treasury",
+            actor=actor,
             payload={"external_ref": reference},
             request_key=f"paid:{p.idempotency_key}",
         )
@@ -107,7 +114,7 @@ def settle_many(engine: CaseEngine, paid: list[tuple[Payout, str]]) -> None:
         if not isinstance(exc, ConflictError):
             raise exc  # as a single settle would: the task fails and is retried
         payout, reference = paid[index]
-        settle(engine, payout, reference)
+        settle(engine, payout, reference, actor)
 
 
 @flow(name="reconcile", log_prints=False)
@@ -115,7 +122,8 @@ def reconcile_flow(params: ReconcileParams) -> ReconcileSummary:
     """Read a reconciliation file from the treasury."""
     rows = FileTreasury.read_reconciliation(params.file)
     summary = ReconcileSummary(lines=len(rows))
-    for part in run_chunks(reconcile_lines, chunked(rows, get_settings().chunk_size)):
+    chunks = chunked(rows, get_settings().chunk_size)
+    for part in run_chunks(reconcile_lines, chunks, params.account):
         summary.paid += part.paid
         summary.already_paid += part.already_paid
         summary.retry += part.retry

@@ -17,11 +17,16 @@ from sqlmodel import Session, col, select
 from flows.common import case_engine, chunked
 from models.settings import get_settings
 from models.tables import ReviewTask
+from states.actors import SYSTEM_ACCOUNT
 from states.working_days import working_days_between
 
 
 class SlaParams(BaseModel):
     now: datetime | None = Field(default=None, description="sweep as of this time (default: clock)")
+    account: str = Field(
+        default=SYSTEM_ACCOUNT,
+        description="the account the flow acts as (an operator's, or system)",
+    )
 
 
 class SlaSummary(BaseModel):
@@ -31,11 +36,12 @@ class SlaSummary(BaseModel):
 
 
 @task(retries=2, retry_delay_seconds=2)
-def note_chunk(items: list[tuple[int, str]], now: datetime | None) -> dict[str, int]:
+def note_chunk(items: list[tuple[int, str]], now: datetime | None, account: str) -> dict[str, int]:
     engine = case_engine(now=now)
+    actor = engine.actor(account)
     out = {"reminder": 0, "escalation": 0}
     for task_id, kind in items:
-        if engine.note_task(task_id, kind=kind, actor="sla-sweep") is not None:
+        if engine.note_task(task_id, kind=kind, actor=actor) is not None:
             out[kind] += 1
     return out
 
@@ -65,7 +71,10 @@ def sla_flow(params: SlaParams | None = None) -> SlaSummary:
             if t.reminded_on is None:
                 work.append((t.id, "reminder"))
     summary = SlaSummary(open_tasks=len(tasks))
-    futures = [note_chunk.submit(quote(c), params.now) for c in chunked(work, settings.chunk_size)]
+    futures = [
+        note_chunk.submit(quote(c), params.now, params.account)
+        for c in chunked(work, settings.chunk_size)
+    ]
     for fut in futures:
         part = fut.result()
         summary.reminded += part["reminder"]

@@ -67,7 +67,9 @@ class Party(Strict):
         default=None, description="个体工商户 legacy 15-digit 注册号 (before 2016-12-01)"
     )
     name: str = Field(default="", max_length=200, description="名称或字号")
-    operator_name: str | None = Field(default=None, description="经营者 (individual business)")
+    operator_name: str | None = Field(
+        default=None, max_length=200, description="经营者 (individual business)"
+    )
     kind: ApplicantKind = ApplicantKind.ENTERPRISE
     size: EnterpriseSize | None = None
     email: str | None = Field(default=None, max_length=200, description="通知邮箱 (e-mail)")
@@ -138,7 +140,11 @@ Enjoyed7 = bool | Prior7Declaration
 class Application(Strict):
     type: CaseType
     application_date: date | None = Field(
-        default=None, description="申请日期 (filing date); defaults to today on the system clock"
+        default=None,
+        description="申请书落款日期: the date written on the application, kept as stated. It "
+        "is not the filing date: relief stamps the filing date when it receives the "
+        "application (a paper application's earlier receipt is recorded by an intake officer, "
+        "补录). `relief estimate` reads it as the date to estimate for.",
     )
 
 
@@ -163,7 +169,7 @@ class Tenant(Party):
 
 
 class Lease(Strict):
-    lease_id: str | None = Field(default=None, description="租赁合同编号")
+    lease_id: str | None = Field(default=None, max_length=60, description="租赁合同编号")
     owner_category: OwnerCategory = Field(description="出租房屋产权类别")
     in_beijing: bool = Field(description="房屋位于北京市内")
     monthly_rent: Money = Field(description="月租金（元）")
@@ -173,7 +179,7 @@ class Lease(Strict):
 
 
 class StoreLease(Lease):
-    store_id: str = Field(min_length=1, description="门店编号")
+    store_id: str = Field(min_length=1, max_length=60, description="门店编号")
     small_or_micro_at_store_level: bool = Field(description="门店为小微企业（按门店判断）")
     risk_area: bool = Field(default=False, description="门店所在地被列为疫情中高风险地区")
 
@@ -220,8 +226,8 @@ class Incubator(Party):
 
 
 class TenantReduction(Strict):
-    tenant_uscc: str | None = None
-    tenant_name: str = ""
+    tenant_uscc: str | None = Field(default=None, max_length=40)
+    tenant_name: str = Field(default="", max_length=200)
     tenant_kind: ApplicantKind = ApplicantKind.ENTERPRISE
     tenant_size: EnterpriseSize | None = None
     amount: Money = Field(description="减免租金（元）")
@@ -249,10 +255,12 @@ class IncubatorSubsidyApplication(Application):
 
 # ---------------------------------------------------------------- rent, parks and buildings
 class Property(Strict):
-    property_id: str | None = Field(default=None, description="园区/楼宇名称或编号（封顶按此计）")
+    property_id: str | None = Field(
+        default=None, max_length=120, description="园区/楼宇名称或编号（封顶按此计）"
+    )
     type: Literal["municipal_cultural_industry_park", "commercial_building"]
     state_owned: bool
-    district: str | None = None
+    district: str | None = Field(default=None, max_length=40)
     in_zgc_dongcheng_park: bool = False
     municipal_cultural_park: bool | None = None
 
@@ -290,12 +298,12 @@ class ParkSubsidyApplication(Application):
 
 # ---------------------------------------------------------------- credit exemption
 class Penalty(Strict):
-    decision_no: str | None = Field(default=None, description="处罚决定书文号")
+    decision_no: str | None = Field(default=None, max_length=100, description="处罚决定书文号")
     decided: date = Field(description="处罚决定日期")
     publicised: bool = Field(description="已被公示")
     caused_by_epidemic: bool = Field(description="因疫情影响导致（申请人主张）")
-    causation_evidence: str = ""
-    imposed_by: str | None = None
+    causation_evidence: str = Field(default="", max_length=2000)
+    imposed_by: str | None = Field(default=None, max_length=200)
 
 
 class CreditExemptionApplication(Application):
@@ -308,7 +316,7 @@ class CreditExemptionApplication(Application):
 
 # ---------------------------------------------------------------- licence extension
 class Licence(Strict):
-    licence_no: str | None = None
+    licence_no: str | None = Field(default=None, max_length=60)
     type: Literal["food_production", "food_business"] = Field(
         description="食品生产许可证 (food_production) / 食品经营许可证 (food_business)"
     )
@@ -351,8 +359,8 @@ class LicenceExtensionApplication(Application):
 
 # ---------------------------------------------------------------- loans
 class Loan(Strict):
-    loan_id: str | None = None
-    lender: str = ""
+    loan_id: str | None = Field(default=None, max_length=60)
+    lender: str = Field(default="", max_length=200)
     lender_in_district: bool = Field(description="驻区金融机构")
     drawdown: date = Field(description="放款日期")
     principal: Money = Field(gt=0, description="贷款本金（元）")

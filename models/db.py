@@ -94,3 +94,15 @@ def migrate(url: str) -> None:
 def engine_for(url: str) -> Engine:
     """One engine per URL per process."""
     return make_engine(url)
+
+
+def insert_if_absent(session: Any, model: Any, values: dict[str, Any]) -> None:
+    """INSERT … ON CONFLICT DO NOTHING on either database (a row made on first use)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(model).values(**values).on_conflict_do_nothing())
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(model).values(**values).on_conflict_do_nothing())

@@ -120,6 +120,48 @@ class Settings(BaseSettings):
         gt=0,
         description="`relief serve` / `relief deploy`: minutes between payout batches.",
     )
+    secret_key: str | None = Field(
+        default=None,
+        description="Key that signs CSRF tokens. Unset: a random key made on first use and "
+        "kept in the database (table app_secret), so every API process shares it.",
+    )
+    trusted_proxies: str = Field(
+        default="127.0.0.1",
+        description="`relief serve`: addresses whose X-Forwarded-For is believed (the load "
+        "balancer's); the guessing limits count per client address.",
+    )
+    login_backoff_after: int = Field(
+        default=3, ge=1, description="Failed sign-ins (or bad tokens) before each next try waits."
+    )
+    login_lock_after: int = Field(
+        default=10,
+        ge=1,
+        description="Failed sign-ins that lock an account until an operator lifts the lock.",
+    )
+    address_lock_after: int = Field(
+        default=30,
+        ge=1,
+        description="Failures from one client address (sign-ins, tokens, "
+        "status lookups) that lock the address for address_lock_minutes.",
+    )
+    address_lock_minutes: int = Field(
+        default=60, ge=1, description="How long a client address stays locked."
+    )
+    status_backoff_after: int = Field(
+        default=5, ge=1, description="Wrong query codes for one case before each next try waits."
+    )
+    status_case_lock_after: int = Field(
+        default=10, ge=1, description="Wrong query codes that lock one case's public lookup."
+    )
+    status_case_lock_minutes: int = Field(
+        default=24 * 60, ge=1, description="How long a case's public lookup stays locked."
+    )
+    throttle_window_minutes: int = Field(
+        default=60, ge=1, description="A key with no failure for this long starts a fresh count."
+    )
+    throttle_backoff_max_seconds: int = Field(
+        default=30, ge=1, description="The longest wait between tries (1 s, doubling)."
+    )
     work_pool: str = Field(
         default="relief",
         description="Several machines: the Prefect process work pool that `relief deploy` "

@@ -59,7 +59,12 @@ class Case(SQLModel, table=True):
     assessment: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     decision: str = Field(max_length=40, description="the rules' decision")
     edition_id: str = Field(max_length=60, description="the policy edition that judged the case")
-    filed_on: date
+    filed_on: date = Field(description="受理日期: the day relief received it (Asia/Shanghai)")
+    received_at: datetime | None = Field(
+        default=None,
+        sa_type=AwareDateTime,
+        description="收件时间: the server's clock, or a paper receipt an intake officer recorded",
+    )
     amount_ceiling: Decimal = Field(default=ZERO, sa_type=MoneyType)
     amount_granted: Decimal | None = Field(default=None, sa_type=MoneyType)
     manual_review: bool = False
@@ -112,7 +117,10 @@ class CaseEvent(SQLModel, table=True):
     from_state: str | None = Field(default=None, max_length=40)
     to_state: str = Field(max_length=40)
     trigger: str = Field(max_length=40)
-    actor: str = Field(max_length=120)
+    actor: str = Field(max_length=120, description="the account's login name")
+    account_id: int | None = Field(
+        default=None, foreign_key="account.id", description="the account that acted"
+    )
     at: datetime = Field(sa_type=AwareDateTime)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     request_key: str | None = Field(default=None, max_length=120, unique=True)
@@ -338,7 +346,8 @@ class NoticeDelivery(SQLModel, table=True):
 
 
 class Account(SQLModel, table=True):
-    """账户 — an operator, a reviewer bound to a bureau section, or an applicant bound to a USCC.
+    """账户 — an operator, an intake officer or a reviewer bound to a bureau section, an applicant
+    bound to a USCC, or the system account the scheduled flows act as.
 
     Secrets are stored hashed: the API token by sha256 (it is random), the page password by
     scrypt (people choose passwords).
@@ -349,7 +358,10 @@ class Account(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=80, unique=True)
     display_name: str = Field(default="", max_length=120)
-    role: str = Field(max_length=20, description="operator, reviewer or applicant")
+    role: str = Field(
+        max_length=20,
+        description="applicant, intake_officer, reviewer, operator or system (states.actors.Role)",
+    )
     bureau_code: str | None = Field(default=None, max_length=40)
     section_code: str | None = Field(default=None, max_length=40)
     uscc: str | None = Field(default=None, max_length=40, description="applicant identity")
@@ -360,10 +372,52 @@ class Account(SQLModel, table=True):
 
 
 class WebSession(SQLModel, table=True):
-    """登录会话 — a page login; kept in the database so any API process can serve it."""
+    """登录会话 — a browser's session, kept in the database so any API process can serve it.
+
+    A session exists before sign-in too (account_id empty), so that the login form has a
+    CSRF token and a failed attempt a message; signing in replaces it with a new one.
+    """
 
     __tablename__ = "web_session"
+    __table_args__ = (Index("ix_web_session_expires", "expires_at"),)
 
     token_hash: str = Field(primary_key=True, max_length=64)
-    account_id: int = Field(foreign_key="account.id")
+    account_id: int | None = Field(default=None, foreign_key="account.id")
     expires_at: datetime = Field(sa_type=AwareDateTime)
+    created_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+    flash: list[dict[str, str]] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, server_default="[]"),
+        description="messages for the next page this browser sees, then cleared",
+    )
+
+
+class AuthThrottle(SQLModel, table=True):
+    """失败计数 — failed sign-ins, bad tokens and wrong query codes, per account, case or address.
+
+    In the database, so that every API process counts the same failures and applies one limit.
+    """
+
+    __tablename__ = "auth_throttle"
+
+    scope: str = Field(primary_key=True, max_length=30, description="login_account, …")
+    key: str = Field(primary_key=True, max_length=200, description="account, case no or address")
+    failures: int = 0
+    first_failure_at: datetime = Field(sa_type=AwareDateTime)
+    last_failure_at: datetime = Field(sa_type=AwareDateTime)
+    locked_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+    locked_until: datetime | None = Field(
+        default=None, sa_type=AwareDateTime, description="empty while locked: until lifted"
+    )
+    lifted_by: str | None = Field(default=None, max_length=80)
+    lifted_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+
+
+class AppSecret(SQLModel, table=True):
+    """签名密钥 — a secret every API process shares (CSRF tokens), made on first use."""
+
+    __tablename__ = "app_secret"
+
+    name: str = Field(primary_key=True, max_length=40)
+    value: str = Field(max_length=200)
+    created_at: datetime = Field(sa_type=AwareDateTime)

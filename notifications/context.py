@@ -19,6 +19,7 @@ from states.edition import Edition
 from states.labels import NOTICE_ZH, TASK_ZH
 from states.lifecycle import NoticeKind
 from states.money import format_cny, to_money
+from states.query_codes import display as display_query_code
 from states.rules import Assessment, Route, TaskKind
 
 ADMINISTRATIVE_NOTICES = {
@@ -182,7 +183,7 @@ def build(inp: NoticeInput) -> dict[str, Any]:
             "case_no": inp.case_no,
             "type_label": spec_for(inp.case_type).label_zh,
             "filed_on": zh_date(inp.filed_on),
-            "query_code": inp.query_code,
+            "query_code": display_query_code(inp.query_code),
             "working_days": inp.working_days,
         },
         "policy": {"doc_number": e.doc_number, "title": e.title, "measure": measure},

@@ -44,6 +44,7 @@ from transitions import Machine
 
 from models.applications import Application, applicant_of
 from models.input_errors import InvalidApplication, parse_application
+from models.receipts import PaperReceipt
 from models.tables import (
     Applicant,
     CapAccount,
@@ -55,20 +56,23 @@ from models.tables import (
     ReviewTask,
 )
 from notifications.doc_numbers import doc_number, lock_serial
+from states.actors import Actor
+from states.authority import authorize_filing
 from states.catalog import assess as assess_application
 from states.catalog import spec_for
 from states.engine import (
+    TASK_VIEW_COLUMNS,
     CapBalance,
     CaseEngine,
-    CaseNotFound,
-    ConflictError,
-    EngineError,
     FireResult,
     _facts_per_case,
     _Run,
     insert_rows,
     rows_owed,
+    task_view,
 )
+from states.errors import ConflictError, EngineError, no_such_case, no_such_task
+from states.permits import TaskView
 from states.rules import Component, Prior7Entry
 
 log = logging.getLogger(__name__)
@@ -101,7 +105,7 @@ class FireItem:
 
     case_id: int
     trigger: str
-    actor: str
+    actor: Actor
     payload: dict[str, Any] | None = None
     expected_version: int | None = None
     request_key: str | None = None
@@ -113,7 +117,7 @@ class ReviewItem:
 
     task_id: int
     decision: str
-    actor: str
+    actor: Actor
     reason: str | None = None
     request_key: str | None = None
 
@@ -123,8 +127,9 @@ class SubmitItem:
     """One `CaseEngine.submit` call (an application, raw JSON-like data), as an item."""
 
     data: Any
-    actor: str
+    actor: Actor
     request_key: str | None = None
+    receipt: PaperReceipt | None = None  # 补录: a paper application's earlier receipt
 
 
 @dataclass
@@ -143,7 +148,7 @@ class BatchOutcome(Generic[R]):
 # ---------------------------------------------------------------- one chunk's state
 @dataclass
 class _Chunk:
-    tasks: dict[int, list[list[Any]]] = field(default_factory=dict)  # case → [kind, status, dec]
+    tasks: dict[int, list[TaskView]] = field(default_factory=dict)
     last_seq: dict[int, int] = field(default_factory=dict)
     register: dict[str, list[Prior7Entry]] = field(default_factory=dict)
     caps: dict[str, CapBalance] = field(default_factory=dict)
@@ -267,22 +272,35 @@ class BatchEngine(CaseEngine):
         self._prefetch_register(s, list(identities))
         applicant_ids = self._applicant_ids(s, identities)
         # judge every application first, then insert every case row in one statement
-        planned: list[tuple[int, SubmitItem, list[dict[str, Any]]]] = []
+        planned: list[tuple[int, SubmitItem, Application, list[dict[str, Any]]]] = []
+        now = self.clock.now()
         for index, item, app in parsed:
-            filed_on = app.application_date or today
+            received_at = item.receipt.received_at if item.receipt else now
+            filed_on = received_at.astimezone(now.tzinfo).date()
             party = applicant_of(app)
+            try:
+                self._check_account(s, item.actor)
+                authorize_filing(
+                    item.actor, spec_for(app.type.value).machine.permit_for("submit"),
+                    party.identity, trigger="submit", backdated=item.receipt is not None,
+                )  # fmt: skip
+            except EngineError as exc:
+                out.refused[index] = exc
+                continue
             assessments = assess_application(
                 app, filed_on=filed_on, register=self._register(s, party.identity)
             )
             rows = [
                 self._case_values(
                     app, facts, assessment, applicant_ids[party.identity], filed_on,
-                    item.request_key,
+                    item.request_key, received_at,
                 )
                 for facts, assessment in zip(_facts_per_case(app), assessments, strict=True)
             ]  # fmt: skip
-            planned.append((index, item, rows))
-        flat = [row for _, _, rows in planned for row in rows]
+            planned.append((index, item, app, rows))
+        if not planned:
+            return
+        flat = [row for _, _, _, rows in planned for row in rows]
         ids = [
             r[0]
             for r in s.execute(
@@ -290,7 +308,7 @@ class BatchEngine(CaseEngine):
             )
         ]
         at = 0
-        for index, item, rows in planned:
+        for index, item, app, rows in planned:
             results = []
             for values in rows:
                 case_id = ids[at]
@@ -302,6 +320,7 @@ class BatchEngine(CaseEngine):
                 self.chunk.last_seq[case_id] = 0
                 self.chunk.new_case_nos[case_id] = case_no
                 run = self._start_run(s, case, item.actor)
+                self._record_receipt(run, app, values["received_at"], item.receipt)
                 self._step(s, run, "submit", {}, request_key=None)
                 self._auto(s, run)
                 version = self._write(s, run, loaded_version=case.version)
@@ -355,11 +374,10 @@ class BatchEngine(CaseEngine):
             case = cases.get(item.case_id)
             try:
                 if case is None:
-                    raise CaseNotFound(f"案件{item.case_id}不存在", f"no case {item.case_id}")
-                self._check_version(case, item.expected_version)
+                    raise no_such_case()
                 run = self._fire_on(
                     s, case, item.trigger, actor=item.actor, payload=dict(item.payload or {}),
-                    request_key=item.request_key,
+                    request_key=item.request_key, expected_version=item.expected_version,
                 )  # fmt: skip
             except (EngineError, InvalidApplication) as exc:
                 out.refused[index] = exc
@@ -380,16 +398,15 @@ class BatchEngine(CaseEngine):
         self, s: Session, chunk: list[tuple[int, ReviewItem]], out: BatchOutcome[FireResult]
     ) -> None:
         replays = self._replays(s, [it.request_key for _, it in chunk])
-        task_rows = {
-            r.id: r
+        case_of = {
+            r.id: r.case_id
             for r in s.execute(
-                select(TASKS.c.id, TASKS.c.case_id, TASKS.c.kind, TASKS.c.unit, TASKS.c.status)
-                .where(TASKS.c.id.in_([it.task_id for _, it in chunk]))
+                select(TASKS.c.id, TASKS.c.case_id).where(
+                    TASKS.c.id.in_([it.task_id for _, it in chunk])
+                )
             )
-        }  # fmt: skip
-        cases = self._prefetch_cases(
-            s, [r.case_id for r in task_rows.values()] + [c for c, _ in replays.values()]
-        )
+        }
+        cases = self._prefetch_cases(s, list(case_of.values()) + [c for c, _ in replays.values()])
         now = self.clock.now()
         for index, item in chunk:
             try:
@@ -399,20 +416,15 @@ class BatchEngine(CaseEngine):
                         cases[replays[item.request_key][0]], (), replayed=True
                     )
                     continue
-                task = task_rows.get(item.task_id)
-                if task is None:
-                    raise CaseNotFound(f"任务{item.task_id}不存在", f"no task {item.task_id}")
-                self._check_review_task(item.task_id, task.kind)
-                views = self.chunk.tasks[task.case_id]
-                view = next(v for v in views if v[3] == item.task_id)
-                if view[1] != "open":
-                    raise ConflictError(
-                        "该任务已办理或已关闭，不能重复办理", f"task {item.task_id} is not open"
-                    )
+                case_id = case_of.get(item.task_id)
+                if case_id is None:
+                    raise no_such_task()
+                case = cases[case_id]
+                run = self._start_run(s, case, item.actor)
+                view = self._authorize_review(s, run, item.task_id)
             except (EngineError, InvalidApplication) as exc:
                 out.refused[index] = exc
                 continue
-            view[1], view[2] = "done", item.decision
             self.chunk.task_decisions.append(
                 {
                     "b_id": item.task_id,
@@ -420,13 +432,12 @@ class BatchEngine(CaseEngine):
                     "decision": item.decision,
                     "reason": item.reason,
                     "decided_at": now,
-                    "decided_by": item.actor,
+                    "decided_by": item.actor.username,
                 }
             )
-            case = cases[task.case_id]
-            run = self._review_decided(
-                s, case, task_id=item.task_id, unit=task.unit, decision=item.decision,
-                reason=item.reason, actor=item.actor, request_key=item.request_key,
+            self._review_decided(
+                s, run, task=view, decision=item.decision, reason=item.reason,
+                request_key=item.request_key,
             )  # fmt: skip
             version = self._write(s, run, loaded_version=case.version)
             out.done[index] = self._result(case, run.steps, version=version, run=run)
@@ -453,11 +464,11 @@ class BatchEngine(CaseEngine):
             chunk.tasks[case_id] = []
             chunk.last_seq[case_id] = 0
         for t in s.execute(
-            select(TASKS.c.case_id, TASKS.c.kind, TASKS.c.status, TASKS.c.decision, TASKS.c.id)
+            select(TASKS.c.case_id, *TASK_VIEW_COLUMNS)
             .where(TASKS.c.case_id.in_(ids))
             .order_by(TASKS.c.id)
         ):  # fmt: skip
-            chunk.tasks[t.case_id].append([t.kind, t.status, t.decision, t.id])
+            chunk.tasks[t[0]].append(task_view(t[1:]))
         for case_id, last in s.execute(
             select(EVENTS.c.case_id, func.max(EVENTS.c.seq))
             .where(EVENTS.c.case_id.in_(ids))
@@ -501,11 +512,8 @@ class BatchEngine(CaseEngine):
             machine = machines[run.case.case_type] = run.spec.machine.build()
         setattr(run.subject, "trigger", partial(_trigger_event, machine, run.subject))  # noqa: B010
 
-    def _run_context(self, s: Session, case_id: int) -> tuple[list[tuple[Any, ...]], int]:
-        views = self.chunk.tasks[case_id]
-        return [(kind, status, decision) for kind, status, decision, _ in views], (
-            self.chunk.last_seq[case_id]
-        )
+    def _run_context(self, s: Session, case_id: int) -> tuple[list[TaskView], int]:
+        return self.chunk.tasks[case_id], self.chunk.last_seq[case_id]
 
     def _register(self, s: Session, identity: str) -> list[Prior7Entry]:
         found = self.chunk.register.get(identity)
@@ -623,7 +631,8 @@ class BatchEngine(CaseEngine):
             for step in run.steps:
                 log.debug(
                     "case %s %s: %s -> %s by %s",
-                    run.case.case_no, step.trigger, step.from_state, step.to_state, run.actor,
+                    run.case.case_no, step.trigger, step.from_state, step.to_state,
+                    run.actor.username,
                 )  # fmt: skip
         for rows in groups.values():
             done = s.connection().execute(

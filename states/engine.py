@@ -11,7 +11,6 @@ opening reviews, ordering payouts) in the same transaction, each with its own ev
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,9 +25,12 @@ from sqlmodel import Session, SQLModel, col, select
 from transitions import MachineError
 
 from models.applications import Application, StoreLease, applicant_of
+from models.db import insert_if_absent
 from models.input_errors import FieldError, InvalidApplication, parse_application
+from models.receipts import PaperReceipt
 from models.settings import Settings
 from models.tables import (
+    Account,
     Applicant,
     CapAccount,
     CapGrant,
@@ -46,13 +48,32 @@ from notifications.context import NoticeInput, issuer_route
 from notifications.context import build as build_notice_context
 from notifications.doc_numbers import next_doc_number
 from notifications.render import render_notice
+from states.actors import Actor
+from states.authority import authorize, authorize_filing
 from states.catalog import CaseTypeSpec, spec_for
 from states.catalog import assess as assess_application
 from states.clock import Clock
 from states.edition import edition_by_id
+from states.errors import (
+    ConflictError,
+    NotPermitted,
+    TransitionRefused,
+    WrongState,
+    no_such_case,
+    no_such_task,
+)
 from states.labels import state_zh
-from states.lifecycle import BUREAU_NOTICES, CaseState, CaseSubject, Effects, NoticeKind
+from states.lifecycle import (
+    BUREAU_NOTICES,
+    PERMITS,
+    CaseState,
+    CaseSubject,
+    Effects,
+    NoticeKind,
+)
 from states.money import to_money
+from states.permits import TaskView
+from states.query_codes import new_query_code
 from states.rules import Assessment, Component, Decision, Prior7Entry, Route, TaskKind
 from states.working_days import add_working_days, working_days_between
 
@@ -73,49 +94,6 @@ CLOSING_DECISIONS = {
     "request_correction": "correction",
     "refuse_acceptance": "refuse",
 }
-
-
-# ---------------------------------------------------------------- errors
-class EngineError(Exception):
-    """A refusal with a Chinese message for people and an English one for logs."""
-
-    code = "engine_error"
-
-    def __init__(self, message_zh: str, message_en: str, *, reasons: list[str] | None = None):
-        self.message_zh = message_zh
-        self.message_en = message_en
-        self.reasons = reasons or []
-        super().__init__(message_en)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "error": self.code,
-            "message_zh": self.message_zh,
-            "message_en": self.message_en,
-            "reasons": self.reasons,
-        }
-
-
-class CaseNotFound(EngineError):
-    code = "not_found"
-
-
-class ConflictError(EngineError):
-    """Someone else changed the case first; reload and try again."""
-
-    code = "conflict"
-
-
-class TransitionRefused(EngineError):
-    """The trigger's guards do not hold (a business rule says no)."""
-
-    code = "refused"
-
-
-class WrongState(TransitionRefused):
-    """The trigger is not allowed in the case's current state (it moved on, or never could)."""
-
-    code = "wrong_state"
 
 
 # ---------------------------------------------------------------- results
@@ -157,8 +135,10 @@ class _Run:
     case: Case
     spec: CaseTypeSpec
     subject: CaseSubject
-    actor: str
+    actor: Actor
     next_seq: int
+    tasks: list[TaskView] = field(default_factory=list)  # the case's tasks, as read
+    owner: str | None = None  # the applicant's identity, read when an applicant acts
     steps: list[Step] = field(default_factory=list)
     # rows as column values, inserted with Core by _write (an ORM object costs ~100 µs here)
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -206,23 +186,100 @@ class CaseEngine:
                     ) from None
                 raise
 
+    # ------------------------------------------------------------ who is acting
+    def _check_account(self, s: Session, actor: Actor) -> None:
+        """The actor's account exists, is active and still has the role and unit it claims.
+
+        Read in the step's transaction: an account disabled or moved a moment ago acts no more.
+        Once per account and transaction (a batch's chunk acts as one account many times).
+        """
+        checked: set[Actor] = s.info.setdefault("checked_actors", set())
+        if actor in checked:
+            return
+        row = s.get(Account, actor.account_id)
+        current = (
+            row is not None
+            and row.active
+            and (row.username, row.role, row.bureau_code, row.uscc)
+            == (actor.username, actor.role.value, actor.bureau, actor.identity)
+            and (row.section_code or None) == (actor.section or None)
+        )
+        if not current:
+            raise NotPermitted(
+                f"账户“{actor.username}”不存在、已停用或权限已变更",
+                f"account {actor.username!r} is unknown, inactive or changed",
+            )
+        checked.add(actor)
+
+    def actor(self, username: str) -> Actor:
+        """The Actor of an account by its login name (the CLI's --as, a flow's account)."""
+        from states.actors import actor_of
+
+        with Session(self.db) as s:
+            account = s.exec(select(Account).where(col(Account.username) == username)).first()
+        if account is None or not account.active:
+            raise NotPermitted(
+                f"账户“{username}”不存在或已停用（用 relief account create 创建）",
+                f"no active account {username!r}",
+            )
+        return actor_of(account)
+
+    def _authorize(
+        self, s: Session, run: _Run, trigger: str, *, task_id: int | None = None
+    ) -> TaskView | None:
+        """Raise unless the run's actor may take `trigger` on the case now (states/authority)."""
+        actor = run.actor
+        self._check_account(s, actor)
+        if actor.role.value == "applicant" and run.owner is None:
+            run.owner = s.exec(
+                select(Applicant.identity).where(col(Applicant.id) == run.case.applicant_id)
+            ).first()
+        rule = (
+            PERMITS.get(trigger)
+            if trigger in ("review", "note_task", "claim_task")
+            else (run.spec.machine.permit_for(trigger))
+        )
+        return authorize(actor, trigger, rule, owner=run.owner, tasks=run.tasks, task_id=task_id)
+
     # ------------------------------------------------------------ submit
-    def submit(self, data: Any, *, actor: str, request_key: str | None = None) -> list[FireResult]:
-        """File an application: one case per benefit object (a chain: one per store)."""
-        return self._create(data, actor=actor, request_key=request_key, ex_officio=False)
+    def submit(
+        self,
+        data: Any,
+        *,
+        actor: Actor,
+        request_key: str | None = None,
+        receipt: PaperReceipt | None = None,
+    ) -> list[FireResult]:
+        """File an application: one case per benefit object (a chain: one per store).
+
+        The filing date is the moment relief receives it; `receipt` records an earlier paper
+        receipt (补录), which only an intake officer or an operator may do.
+        """
+        return self._create(
+            data, actor=actor, request_key=request_key, ex_officio=False, receipt=receipt
+        )
 
     def grant_ex_officio(
-        self, data: Any, *, actor: str, request_key: str | None = None
+        self, data: Any, *, actor: Actor, request_key: str | None = None
     ) -> list[FireResult]:
         """依职权 — a case the authority grants without an application (starts at approved)."""
-        return self._create(data, actor=actor, request_key=request_key, ex_officio=True)
+        return self._create(
+            data, actor=actor, request_key=request_key, ex_officio=True, receipt=None
+        )
 
     def _create(
-        self, data: Any, *, actor: str, request_key: str | None, ex_officio: bool
+        self,
+        data: Any,
+        *,
+        actor: Actor,
+        request_key: str | None,
+        ex_officio: bool,
+        receipt: PaperReceipt | None,
     ) -> list[FireResult]:
         today = self.clock.today()
         app = parse_application(data, today=today)
-        filed_on = app.application_date or today
+        received_at = receipt.received_at if receipt else self.clock.now()
+        filed_on = received_at.astimezone(self.clock.now().tzinfo).date()
         with self._tx() as s:
             if request_key:
                 existing = s.exec(
@@ -233,6 +290,13 @@ class CaseEngine:
                 if existing:
                     return [self._result(c, (), replayed=True) for c in existing]
             party = applicant_of(app)
+            self._check_account(s, actor)
+            trigger = "grant_ex_officio" if ex_officio else "submit"
+            spec = spec_for(app.type.value)
+            authorize_filing(
+                actor, spec.machine.permit_for(trigger), party.identity, trigger=trigger,
+                backdated=receipt is not None,
+            )  # fmt: skip
             register = self._register(s, party.identity)
             assessments = assess_application(app, filed_on=filed_on, register=register)
             if ex_officio and assessments[0].decision not in (
@@ -249,15 +313,38 @@ class CaseEngine:
             results = []
             for facts, assessment in zip(_facts_per_case(app), assessments, strict=True):
                 case = self._insert_case(
-                    s, app, facts, assessment, applicant_id, filed_on, request_key
+                    s, app, facts, assessment, applicant_id, filed_on, request_key, received_at
                 )
                 run = self._start_run(s, case, actor)
-                trigger = "grant_ex_officio" if ex_officio else "submit"
+                self._record_receipt(run, app, received_at, receipt)
                 self._step(s, run, trigger, {}, request_key=None)
                 self._auto(s, run)
                 version = self._write(s, run, loaded_version=case.version)
                 results.append(self._result(case, run.steps, version=version, run=run))
             return results
+
+    def _record_receipt(
+        self,
+        run: _Run,
+        app: Application,
+        received_at: datetime,
+        receipt: PaperReceipt | None,
+    ) -> None:
+        """A 补录 is its own audit event: who recorded which receipt, why, on what evidence."""
+        if receipt is None:
+            return
+        self._record(
+            run,
+            Step(CaseState.DRAFT.value, CaseState.DRAFT.value, "record_paper_receipt"),
+            {
+                "received_at": received_at.isoformat(),
+                "reason": receipt.reason,
+                "evidence": receipt.evidence,
+                "recorded_at": self.clock.now().isoformat(),
+                "stated_application_date": app.application_date,
+            },
+            None,
+        )
 
     def _applicant_id(self, s: Session, app: Application) -> int:
         party = applicant_of(app)
@@ -300,9 +387,12 @@ class CaseEngine:
         applicant_id: int,
         filed_on: date,
         submission_key: str | None,
+        received_at: datetime | None = None,
     ) -> Case:
         case = Case(
-            **self._case_values(app, facts, assessment, applicant_id, filed_on, submission_key)
+            **self._case_values(
+                app, facts, assessment, applicant_id, filed_on, submission_key, received_at
+            )
         )
         s.add(case)
         s.flush()
@@ -319,6 +409,7 @@ class CaseEngine:
         applicant_id: int,
         filed_on: date,
         submission_key: str | None,
+        received_at: datetime | None = None,
     ) -> dict[str, Any]:
         """A new case row, in draft at version 1 (its number follows from its id)."""
         now = self.clock.now()
@@ -333,9 +424,10 @@ class CaseEngine:
             decision=assessment.decision.value,
             edition_id=assessment.edition_id,
             filed_on=filed_on,
+            received_at=received_at or now,
             amount_ceiling=assessment.amount,
             manual_review=bool(assessment.manual_review_reasons),
-            query_code=f"{secrets.randbelow(10**6):06d}",
+            query_code=new_query_code(),
             submission_key=submission_key,
             created_at=now,
             updated_at=now,
@@ -347,7 +439,7 @@ class CaseEngine:
         case_id: int,
         trigger: str,
         *,
-        actor: str,
+        actor: Actor,
         payload: dict[str, Any] | None = None,
         expected_version: int | None = None,
         request_key: str | None = None,
@@ -358,10 +450,11 @@ class CaseEngine:
             replay = self._replay(s, request_key)
             if replay is not None:
                 return replay
-            case = self._load(s, case_id, expected_version)
+            case = self._load(s, case_id)
             run = self._fire_on(
-                s, case, trigger, actor=actor, payload=payload, request_key=request_key
-            )
+                s, case, trigger, actor=actor, payload=payload, request_key=request_key,
+                expected_version=expected_version,
+            )  # fmt: skip
             version = self._write(s, run, loaded_version=case.version)
             return self._result(case, run.steps, version=version, run=run)
 
@@ -371,12 +464,15 @@ class CaseEngine:
         case: Case,
         trigger: str,
         *,
-        actor: str,
+        actor: Actor,
         payload: dict[str, Any],
         request_key: str | None,
+        expected_version: int | None = None,
     ) -> _Run:
-        """The trigger and the automatic transitions after it, gathered for one write."""
+        """Who may, then the trigger and the automatic transitions after it, for one write."""
         run = self._start_run(s, case, actor)
+        self._authorize(s, run, trigger)
+        self._check_version(case, expected_version)
         if "facts" in payload:
             self._refacts(s, run, trigger, payload["facts"])
         self._step(s, run, trigger, payload, request_key=request_key)
@@ -388,7 +484,7 @@ class CaseEngine:
         task_id: int,
         *,
         decision: str,
-        actor: str,
+        actor: Actor,
         reason: str | None = None,
         request_key: str | None = None,
     ) -> FireResult:
@@ -398,11 +494,14 @@ class CaseEngine:
             replay = self._replay(s, request_key)
             if replay is not None:
                 return replay
-            task = s.get(ReviewTask, task_id)
-            if task is None:
-                raise CaseNotFound(f"任务{task_id}不存在", f"no task {task_id}")
-            self._check_review_task(task_id, task.kind)
-            now = self.clock.now()
+            case_id = s.exec(
+                select(ReviewTask.case_id).where(col(ReviewTask.id) == task_id)
+            ).first()
+            if case_id is None:
+                raise no_such_task()
+            case = self._load(s, case_id)
+            run = self._start_run(s, case, actor)
+            task = self._authorize_review(s, run, task_id)
             done = s.exec(
                 update(ReviewTask)
                 .where(col(ReviewTask.id) == task_id, col(ReviewTask.status) == "open")
@@ -410,21 +509,32 @@ class CaseEngine:
                     status="done",
                     decision=decision,
                     reason=reason,
-                    decided_at=now,
-                    decided_by=actor,
+                    decided_at=self.clock.now(),
+                    decided_by=actor.username,
                 )
             )
             if done.rowcount != 1:
                 raise ConflictError(
                     "该任务已办理或已关闭，不能重复办理", f"task {task_id} is not open"
                 )
-            case = self._load(s, task.case_id, None)
-            run = self._review_decided(
-                s, case, task_id=task_id, unit=task.unit, decision=decision, reason=reason,
-                actor=actor, request_key=request_key,
-            )  # fmt: skip
+            self._review_decided(
+                s, run, task=task, decision=decision, reason=reason, request_key=request_key
+            )
             version = self._write(s, run, loaded_version=case.version)
             return self._result(case, run.steps, version=version, run=run)
+
+    def _authorize_review(self, s: Session, run: _Run, task_id: int) -> TaskView:
+        """The review task the actor decides: their section's, open, not claimed by another."""
+        view = next((t for t in run.tasks if t.id == task_id), None)
+        if view is not None and view.kind != TaskKind.REVIEW.value:
+            self._authorize(s, run, "review", task_id=None)  # visibility and role first
+            raise TransitionRefused(
+                "确认和决定任务请通过 confirm / approve / reject 办理",
+                f"task {task_id} is a {view.kind} task, not a review",
+            )
+        held = self._authorize(s, run, "review", task_id=task_id)
+        assert held is not None
+        return held
 
     @staticmethod
     def _check_review(decision: str, reason: str | None) -> None:
@@ -435,38 +545,66 @@ class CaseEngine:
         if decision == "fail" and not (reason and reason.strip()):
             raise TransitionRefused("审核不通过须说明理由", "a failing review needs a reason")
 
-    @staticmethod
-    def _check_review_task(task_id: int, kind: str) -> None:
-        if kind != TaskKind.REVIEW.value:
-            raise TransitionRefused(
-                "确认和决定任务请通过 confirm / approve / reject 办理",
-                f"task {task_id} is a {kind} task, not a review",
-            )
-
     def _review_decided(
         self,
         s: Session,
-        case: Case,
+        run: _Run,
         *,
-        task_id: int,
-        unit: str,
+        task: TaskView,
         decision: str,
         reason: str | None,
-        actor: str,
         request_key: str | None,
-    ) -> _Run:
+    ) -> None:
         """The case after one of its review tasks was decided (the gateway may advance)."""
-        run = self._start_run(s, case, actor)
+        task.status, task.decision, task.decided_by = "done", decision, run.actor.username
+        run.subject.review_tasks = [
+            (t.status, t.decision) for t in run.tasks if t.kind == TaskKind.REVIEW.value
+        ]
+        case = run.case
         self._record(
             run,
             Step(case.state, case.state, "review_decided"),
-            {"task_id": task_id, "unit": unit, "decision": decision, "reason": reason},
+            {"task_id": task.id, "unit": _unit_of(task), "decision": decision, "reason": reason},
             request_key,
         )
         self._auto(s, run)
-        return run
 
-    def note_task(self, task_id: int, *, kind: str, actor: str) -> FireResult | None:
+    def claim_task(self, task_id: int, *, actor: Actor) -> FireResult:
+        """认领 — take a task of one's own section; someone else's claim is a conflict."""
+        with self._tx() as s:
+            case_id = s.exec(
+                select(ReviewTask.case_id).where(col(ReviewTask.id) == task_id)
+            ).first()
+            if case_id is None:
+                raise no_such_task()
+            case = self._load(s, case_id)
+            run = self._start_run(s, case, actor)
+            task = self._authorize(s, run, "claim_task", task_id=task_id)
+            assert task is not None
+            taken = s.exec(
+                update(ReviewTask)
+                .where(
+                    col(ReviewTask.id) == task_id,
+                    col(ReviewTask.status) == "open",
+                    col(ReviewTask.assignee).is_(None)
+                    | (col(ReviewTask.assignee) == actor.username),
+                )
+                .values(assignee=actor.username)
+            )
+            if taken.rowcount != 1:
+                raise ConflictError("该任务已由他人认领或已办结", f"task {task_id} was taken")
+            if task.assignee == actor.username:  # claimed already: nothing to record
+                return self._result(case, (), replayed=True)
+            self._record(
+                run,
+                Step(case.state, case.state, "claim_task"),
+                {"task_id": task_id, "unit": _unit_of(task), "assignee": actor.username},
+                None,
+            )
+            version = self._write(s, run, loaded_version=case.version)
+            return self._result(case, run.steps, version=version, run=run)
+
+    def note_task(self, task_id: int, *, kind: str, actor: Actor) -> FireResult | None:
         """SLA: remind a section of a task coming due, or escalate an overdue one to its head.
 
         Written as a case event and a bureau notice in one transaction, once per task and
@@ -480,7 +618,10 @@ class CaseEngine:
         with self._tx() as s:
             task = s.get(ReviewTask, task_id)
             if task is None:
-                raise CaseNotFound(f"任务{task_id}不存在", f"no task {task_id}")
+                raise no_such_task()
+            case = self._load(s, task.case_id)
+            run = self._start_run(s, case, actor)
+            self._authorize(s, run, "note_task")
             marked = s.exec(
                 update(ReviewTask)
                 .where(
@@ -493,8 +634,6 @@ class CaseEngine:
             )
             if marked.rowcount != 1:
                 return None
-            case = self._load(s, task.case_id, None)
-            run = self._start_run(s, case, actor)
             detail = {
                 "task_id": task_id,
                 "task_kind": task.kind,
@@ -528,11 +667,10 @@ class CaseEngine:
         assert case is not None
         return self._result(case, (), replayed=True)
 
-    def _load(self, s: Session, case_id: int, expected_version: int | None) -> Case:
+    def _load(self, s: Session, case_id: int) -> Case:
         case = s.get(Case, case_id)
         if case is None:
-            raise CaseNotFound(f"案件{case_id}不存在", f"no case {case_id}")
-        self._check_version(case, expected_version)
+            raise no_such_case()
         return case
 
     @staticmethod
@@ -544,38 +682,34 @@ class CaseEngine:
                 f"stale version: case {case.id} is at {case.version}, not {expected_version}",
             )
 
-    def _start_run(self, s: Session, case: Case, actor: str) -> _Run:
+    def _start_run(self, s: Session, case: Case, actor: Actor) -> _Run:
         assert case.id is not None
         spec = spec_for(case.case_type)
-        task_rows, last_seq = self._run_context(s, case.id)
+        views, last_seq = self._run_context(s, case.id)
         subject = CaseSubject(
             state=case.state,
             assessment=_assessment_from(case),
-            review_tasks=[(status, dec) for kind, status, dec in task_rows if kind == "review"],
-            decide_task_opened=any(kind == "decide" for kind, _, _ in task_rows),
+            review_tasks=[(t.status, t.decision) for t in views if t.kind == "review"],
+            decide_task_opened=any(t.kind == "decide" for t in views),
             lift_known=bool(case.facts.get("lockdown_lift_date")),
             manual_intake=self.settings.intake_review,
-            intake_task_open=any(k == "intake" and st == "open" for k, st, _ in task_rows),
+            intake_task_open=any(t.kind == "intake" and t.status == "open" for t in views),
         )
         return _Run(
-            case=case,
-            spec=spec,
-            subject=subject,
-            actor=actor,
-            next_seq=last_seq + 1,
+            case=case, spec=spec, subject=subject, actor=actor, next_seq=last_seq + 1, tasks=views
         )
 
-    def _run_context(self, s: Session, case_id: int) -> tuple[list[tuple[Any, ...]], int]:
-        """The case's tasks as (kind, status, decision), and its last event number."""
-        task_rows = s.exec(
-            select(ReviewTask.kind, ReviewTask.status, ReviewTask.decision)
+    def _run_context(self, s: Session, case_id: int) -> tuple[list[TaskView], int]:
+        """The case's tasks, and its last event number."""
+        rows = s.exec(
+            select(*TASK_VIEW_COLUMNS)
             .where(col(ReviewTask.case_id) == case_id)
             .order_by(col(ReviewTask.id))
         ).all()
         last_seq = s.exec(
             select(func.max(CaseEvent.seq)).where(col(CaseEvent.case_id) == case_id)
         ).one()
-        return [tuple(t) for t in task_rows], int(last_seq or 0)
+        return [task_view(r) for r in rows], int(last_seq or 0)
 
     def _refacts(self, s: Session, run: _Run, trigger: str, patch: Any) -> None:
         """Apply corrected or confirmed facts, re-validate and re-assess (before the guards)."""
@@ -691,7 +825,8 @@ class CaseEngine:
                 from_state=step.from_state,
                 to_state=step.to_state,
                 trigger=step.trigger,
-                actor=run.actor,
+                actor=run.actor.username,
+                account_id=run.actor.account_id,
                 at=self.clock.now(),
                 payload=_jsonable(payload),
                 request_key=request_key,
@@ -719,7 +854,7 @@ class CaseEngine:
                     decision=decision,
                     reason=payload.get("reason"),
                     decided_at=now,
-                    decided_by=run.actor,
+                    decided_by=run.actor.username,
                 ),
             )
             run.subject.review_tasks = [
@@ -968,22 +1103,17 @@ class CaseEngine:
     def _lock_cap(self, s: Session, comp: Component) -> CapBalance:
         """The cap's account row, created on first use and locked for this transaction."""
         assert comp.cap_key and comp.cap_limit is not None
-        dialect = s.get_bind().dialect.name
-        values = {
-            "key": comp.cap_key,
-            "cap_limit": comp.cap_limit,
-            "opening": comp.cap_opening,
-            "granted": Decimal("0.00"),
-            "updated_at": self.clock.now(),
-        }
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            s.execute(pg_insert(CapAccount).values(**values).on_conflict_do_nothing())
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            s.execute(sqlite_insert(CapAccount).values(**values).on_conflict_do_nothing())
+        insert_if_absent(
+            s,
+            CapAccount,
+            {
+                "key": comp.cap_key,
+                "cap_limit": comp.cap_limit,
+                "opening": comp.cap_opening,
+                "granted": Decimal("0.00"),
+                "updated_at": self.clock.now(),
+            },
+        )
         row = s.exec(
             select(CapAccount)
             .where(col(CapAccount.key) == comp.cap_key)
@@ -1033,7 +1163,7 @@ class CaseEngine:
                 step.trigger,
                 step.from_state,
                 step.to_state,
-                run.actor,
+                run.actor.username,
             )
         return loaded_version + 1
 
@@ -1169,6 +1299,31 @@ def _failed_guards(
                     reasons.append(doc)
                 break
     return reasons
+
+
+TASK_VIEW_COLUMNS: tuple[Any, ...] = tuple(
+    col(c)
+    for c in (
+        ReviewTask.id,
+        ReviewTask.kind,
+        ReviewTask.status,
+        ReviewTask.decision,
+        ReviewTask.bureau_code,
+        ReviewTask.section_code,
+        ReviewTask.assignee,
+        ReviewTask.decided_by,
+        ReviewTask.due_on,
+    )
+)
+
+
+def task_view(row: Any) -> TaskView:
+    """A task row (the columns of TASK_VIEW_COLUMNS, in order) as the engine reads it."""
+    return TaskView(*row)
+
+
+def _unit_of(task: TaskView) -> str:
+    return f"{task.bureau}.{task.section}" if task.section else task.bureau
 
 
 def _assessment_from(case: Case) -> Assessment:

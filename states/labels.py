@@ -68,3 +68,44 @@ NOTICE_ZH: dict[str, str] = {
 
 def state_zh(code: str) -> str:
     return STATE_ZH.get(code, code)
+
+
+TRIGGER_ZH: dict[str, str] = {
+    "submit": "提交申请",
+    "record_paper_receipt": "补录纸质申请收件",
+    "auto_accept": "即时受理",
+    "auto_refuse": "即时不予受理",
+    "await_intake": "交受理人员",
+    "accept": "受理",
+    "accept_deferred": "容缺受理",
+    "refuse_acceptance": "不予受理",
+    "request_correction": "要求补正",
+    "resubmit": "补正",
+    "recheck": "补正后重新审查",
+    "start_review": "开始审核",
+    "review": "审核",
+    "review_decided": "审核意见",
+    "request_info": "要求补充材料",
+    "supply_info": "补充材料",
+    "complete_reviews": "审核完成",
+    "confirm": "确认",
+    "approve": "准予",
+    "reject": "不予",
+    "order_payout": "下达拨付",
+    "record_payment": "登记拨付",
+    "apply_effect": "生效",
+    "close": "办结",
+    "withdraw": "撤回",
+    "expire": "终止办理",
+    "grant_ex_officio": "依职权顺延",
+    "await_lift": "顺延待解封",
+    "lockdown_lifted": "登记解封日期",
+    "note_task": "办理期限提醒",
+    "sla_reminder": "办理期限提醒",
+    "sla_escalation": "逾期督办",
+    "claim_task": "认领任务",
+}
+
+
+def trigger_zh(code: str) -> str:
+    return TRIGGER_ZH.get(code, code)

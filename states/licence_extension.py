@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date
 
 from models.applications import LicenceExtensionApplication
+from states.actors import Role
 from states.civil_dates import add_days, add_months
 from states.edition import Basis, Edition
 from states.lifecycle import (
@@ -28,6 +29,7 @@ from states.lifecycle import (
     no_payout,
     rules_allow_grant,
 )
+from states.permits import permit
 from states.rules import Assessment, Check, Decision, Prior7Entry, TaskKind, route, window_check
 
 S = CaseState
@@ -47,6 +49,10 @@ MACHINE = EffectOnlyMachine(
             auto=True),
         Row("lockdown_lifted", S.EXTENDED_PENDING_LIFT, S.EFFECT_APPLIED, (has_lift_date,),
             Effects(apply_effect=True, notices=(NoticeKind.EXTENSION,))),
+    ),
+    permits=(
+        ("grant_ex_officio", permit(Role.OPERATOR, Role.SYSTEM)),  # 依职权: the authority acts
+        ("lockdown_lifted", permit(Role.APPLICANT, Role.OPERATOR)),  # the lift date is reported
     ),
 )  # fmt: skip
 

@@ -15,6 +15,8 @@ from typing import Any, cast
 
 from transitions import EventData, Machine
 
+from states.actors import Role
+from states.permits import Permit, permit
 from states.rules import GRANTING, Assessment, Decision, TaskKind
 
 
@@ -350,6 +352,34 @@ def _lifecycle_table() -> tuple[Row, ...]:
     )  # fmt: skip
 
 
+# ---------------------------------------------------------------- who may fire what
+_R = Role
+_T = TaskKind
+_INTAKE_STEP = permit(_R.INTAKE_OFFICER, _R.REVIEWER, task=(_T.INTAKE,))
+# A trigger without a permit is internal: only the engine fires it (the automatic rows).
+PERMITS: dict[str, Permit] = {
+    "submit": permit(_R.APPLICANT, _R.INTAKE_OFFICER, _R.OPERATOR),
+    "accept": _INTAKE_STEP,
+    "accept_deferred": _INTAKE_STEP,
+    "refuse_acceptance": _INTAKE_STEP,
+    "request_correction": _INTAKE_STEP,
+    "resubmit": permit(_R.APPLICANT),
+    "review": permit(_R.REVIEWER, task=(_T.REVIEW,)),  # CaseEngine.decide_task
+    "request_info": permit(_R.REVIEWER, task=(_T.REVIEW,)),
+    "supply_info": permit(_R.APPLICANT),
+    "confirm": permit(_R.REVIEWER, task=(_T.CONFIRM,), not_the_reviewer=True),
+    "approve": permit(_R.REVIEWER, task=(_T.DECIDE,), not_the_reviewer=True),
+    "reject": permit(_R.REVIEWER, task=(_T.DECIDE, _T.CONFIRM), not_the_reviewer=True),
+    "record_payment": permit(_R.OPERATOR, _R.SYSTEM),
+    "withdraw": permit(_R.APPLICANT),
+    "expire": permit(_R.OPERATOR, _R.SYSTEM),
+    "note_task": permit(_R.OPERATOR, _R.SYSTEM),  # CaseEngine.note_task (SLA)
+    "claim_task": permit(  # CaseEngine.claim_task: a task of one's own section
+        _R.REVIEWER, _R.INTAKE_OFFICER, task=(_T.INTAKE, _T.REVIEW, _T.CONFIRM, _T.DECIDE)
+    ),
+}
+
+
 @dataclass(frozen=True)
 class TypeMachine:
     """One application type's machine: the shared rows plus the type's own."""
@@ -358,6 +388,7 @@ class TypeMachine:
     needs_confirmation: bool
     pays_out: bool
     extra_rows: tuple[Row, ...] = ()
+    extra_permits: tuple[tuple[str, Permit], ...] = ()
 
     def rows(self) -> list[Row]:
         return [*self.extra_rows, *_lifecycle_table()]
@@ -406,6 +437,14 @@ class TypeMachine:
                 seen.append(r.trigger)
         return seen
 
+    @functools.cached_property
+    def permits(self) -> dict[str, Permit]:
+        return {**PERMITS, **dict(self.extra_permits)}
+
+    def permit_for(self, trigger: str) -> Permit | None:
+        """Who may fire `trigger` from outside the engine; None: internal (automatic) only."""
+        return self.permits.get(trigger)
+
     def conditions_for(self, trigger: str, state: str) -> list[list[Any]]:
         """The guard lists of each row `trigger` may take from `state`."""
         return [list(r.conditions) for r in self.rows_from(trigger, state)]
@@ -433,11 +472,19 @@ class TypeMachine:
 
 
 def EffectOnlyMachine(
-    case_type: str, *, needs_confirmation: bool, extra: tuple[Row, ...] = ()
+    case_type: str,
+    *,
+    needs_confirmation: bool,
+    extra: tuple[Row, ...] = (),
+    permits: tuple[tuple[str, Permit], ...] = (),
 ) -> TypeMachine:
     """A type whose approval takes effect without a payout (rent waiver, licence, credit)."""
     return TypeMachine(
-        case_type, needs_confirmation=needs_confirmation, pays_out=False, extra_rows=extra
+        case_type,
+        needs_confirmation=needs_confirmation,
+        pays_out=False,
+        extra_rows=extra,
+        extra_permits=permits,
     )
 
 

@@ -234,3 +234,39 @@ class LiveServer:
 
 
 # --- end API ---------------------------------------------------------------------------------
+
+
+# --- browser --------------------------------------------------------------------------------
+# Debian's chromium driven by Playwright (never a browser download), one per test module.
+
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+SHOTS = Path(__file__).parents[1] / "test-output" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            "chromium is not installed (Debian: apt-get install chromium); .ci/run installs it"
+        )
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+# --- end browser ----------------------------------------------------------------------------

@@ -1,14 +1,24 @@
-"""Test helpers that play applicants and bureaus through the engine (no shortcuts)."""
+"""Test helpers that play applicants and bureaus through the engine (no shortcuts).
+
+Each person is a real account (tests/staff.py): the applicant files for their own USCC, the
+first reviewer of a section reviews, the second confirms and decides.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import staff
 from sqlalchemy import func, select
 from sqlmodel import Session, SQLModel
 
 from models.tables import Case, ReviewTask
 from states.engine import CaseEngine, FireResult
+
+
+def submit(engine: CaseEngine, data: dict[str, Any], **kwargs: Any) -> list[FireResult]:
+    """File `data` as its own applicant (online: filed on the engine's clock)."""
+    return engine.submit(data, actor=staff.applicant_for(engine, data), **kwargs)
 
 
 def tasks(
@@ -40,9 +50,16 @@ def pass_reviews(
     for task in tasks(engine, case_id, kind="review"):
         assert task.id is not None
         result = engine.decide_task(
-            task.id, decision=decision, actor=f"reviewer:{task.bureau_code}", reason=reason
+            task.id, decision=decision, actor=staff.of_task(engine, task), reason=reason
         )
     return result
+
+
+def fire_as_holder(
+    engine: CaseEngine, case_id: int, trigger: str, kind: str, **kwargs: Any
+) -> FireResult:
+    """Fire `trigger` as the second reviewer of the section holding the `kind` task."""
+    return engine.fire(case_id, trigger, actor=staff.holder(engine, case_id, kind), **kwargs)
 
 
 def decide(
@@ -51,7 +68,7 @@ def decide(
     """Reviews pass (or fail), confirmation if the type needs it, then the decision."""
     pass_reviews(engine, case_id, "pass" if approve else "fail", None if approve else "不符合条件")
     if case(engine, case_id).state == "awaiting_confirmation":
-        engine.fire(case_id, "confirm", actor="confirmer")
+        fire_as_holder(engine, case_id, "confirm", "confirm")
     if approve:
-        return engine.fire(case_id, "approve", actor="decider", payload=payload)
-    return engine.fire(case_id, "reject", actor="decider", payload={"reason": "不符合条件"})
+        return fire_as_holder(engine, case_id, "approve", "decide", payload=payload)
+    return fire_as_holder(engine, case_id, "reject", "decide", payload={"reason": "不符合条件"})

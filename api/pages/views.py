@@ -1,126 +1,221 @@
 """页面 — login, the bureau tasklist and case page, the operator dashboard, the status page.
 
 Pages sign in with a session cookie (HttpOnly, SameSite=Lax, kept in the database) and act
-through the same engine calls and permission checks as the API. A refusal comes back as a
-message on the page, never a stack trace.
+through the same engine calls as the API: the engine decides who may do what. Every form
+carries a CSRF token bound to the session (api/web_session.py); messages travel in the
+session, never in the URL; every template is autoescaped. A refusal comes back as a message
+on the page, never a stack trace.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
 from sqlmodel import Session, col, select
 
 import templates as templates_pkg
-from api.deps import (
-    SESSION_COOKIE,
-    SESSION_HOURS,
-    EngineDep,
-    load_visible_case,
-    my_open_task,
-    optional_account,
-    separation_of_duties,
-)
+from api import throttle, web_session
+from api.deps import EngineDep, case_id_of, client_address, load_visible_case
 from api.routes.common import case_detail, payload_of
 from api.routes.operator import counts, incidents
-from api.routes.public import find_by_code
+from api.routes.public import lookup
 from api.schemas import PUBLIC_STATUS, task_public
-from api.security import new_token, password_ok, token_hash
+from api.security import dummy_password_check, password_ok
+from api.web_session import CSRF_FIELD, SESSION_COOKIE, SESSION_HOURS, PageSession
 from models.input_errors import InvalidApplication
-from models.tables import Account, ReviewTask, WebSession
+from models.tables import Account, Notice, ReviewTask
 from models.work_queue import section_queue
+from states.actors import ROLE_ZH, actor_of
 from states.catalog import spec_for
-from states.engine import EngineError
-from states.labels import state_zh
+from states.engine import CaseEngine, FireResult
+from states.errors import EngineError
+from states.labels import state_zh, trigger_zh
+from states.query_codes import display as display_code
 
 router = APIRouter(include_in_schema=False)
-pages = Jinja2Templates(directory=str(Path(templates_pkg.__file__).parent / "pages"))
-MaybeAccount = Annotated[Account | None, Depends(optional_account)]
+# autoescape on for every template whatever its file name (*.html.j2 is not in Starlette's
+# default list, which is how an applicant's <script> once reached a clerk's browser)
+_env = Environment(
+    loader=FileSystemLoader(str(Path(templates_pkg.__file__).parent / "pages")),
+    autoescape=True,
+)
+_env.globals.update(role_zh=ROLE_ZH, state_zh=state_zh, trigger_zh=trigger_zh)
+pages = Jinja2Templates(env=_env)
+Csrf = Annotated[str, Form(alias=CSRF_FIELD, max_length=300)]
 
 
-def page(request: Request, name: str, account: Account | None, **context: Any) -> HTMLResponse:
-    return pages.TemplateResponse(
-        request, name, {"account": account, "msg": request.query_params.get("msg"), **context}
+class CsrfRefused(Exception):
+    """A state-changing form without this session's token: refused, nothing changed."""
+
+
+def page_session(request: Request, engine: EngineDep) -> PageSession | None:
+    return web_session.load(engine.db, request.cookies.get(SESSION_COOKIE), engine.clock.now())
+
+
+MaybeSession = Annotated[PageSession | None, Depends(page_session)]
+
+
+def page(
+    request: Request,
+    engine: CaseEngine,
+    session: PageSession | None,
+    name: str,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """Render a page; a browser without a session gets one (its forms need a CSRF token)."""
+    if session is None:
+        session = web_session.start(engine.db, engine.clock.now())
+    response = pages.TemplateResponse(
+        request,
+        name,
+        {
+            "account": session.account,
+            "flash": web_session.pop_flash(engine.db, session),
+            "csrf_field": CSRF_FIELD,
+            "csrf_token": web_session.csrf_token(engine.db, session, engine.settings.secret_key),
+            **context,
+        },
+        status_code=status_code,
+    )
+    if session.cookie:
+        _set_cookie(response, session)
+    return response
+
+
+def _set_cookie(response: Response, session: PageSession) -> None:
+    assert session.cookie is not None
+    hours = SESSION_HOURS if session.account else web_session.ANONYMOUS_MINUTES / 60
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.cookie,
+        httponly=True,
+        samesite="lax",
+        max_age=int(hours * 3600),
+        path="/",
     )
 
 
-def back(url: str, message: str | None = None) -> RedirectResponse:
-    return RedirectResponse(f"{url}?msg={quote(message)}" if message else url, status_code=303)
+def require_csrf(engine: CaseEngine, session: PageSession | None, token: str) -> PageSession:
+    """The session this form belongs to, or CsrfRefused (a forged or stale form)."""
+    if session is None or not web_session.csrf_valid(
+        engine.db, session, token, engine.settings.secret_key
+    ):
+        raise CsrfRefused()
+    return session
+
+
+def csrf_refused_page(request: Request, exc: Exception) -> HTMLResponse:
+    """403 for a form that did not come from our own page (registered by api.main)."""
+    engine: CaseEngine = request.app.state.engine
+    session = web_session.load(engine.db, request.cookies.get(SESSION_COOKIE), engine.clock.now())
+    return page(request, engine, session, "refused.html.j2", status_code=403)  # still signed in
+
+
+def back(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
 
 
 def home_of(account: Account) -> str:
-    return {"reviewer": "/bureau/tasks", "operator": "/operator"}.get(account.role, "/status")
+    return {
+        "reviewer": "/bureau/tasks",
+        "intake_officer": "/bureau/tasks",
+        "operator": "/operator",
+    }.get(account.role, "/status")
 
 
 @router.get("/", response_class=HTMLResponse)
-def index(account: MaybeAccount) -> Response:
-    return RedirectResponse(home_of(account) if account else "/login", status_code=303)
+def index(session: MaybeSession) -> Response:
+    account = session.account if session else None
+    return back(home_of(account) if account else "/login")
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, account: MaybeAccount) -> HTMLResponse:
-    return page(request, "login.html.j2", account)
+def login_form(request: Request, engine: EngineDep, session: MaybeSession) -> Response:
+    if session and session.account:
+        return back(home_of(session.account))
+    return page(request, engine, session, "login.html.j2")
 
 
 @router.post("/login")
 def login(
-    engine: EngineDep, username: Annotated[str, Form()], password: Annotated[str, Form()]
+    request: Request,
+    engine: EngineDep,
+    session: MaybeSession,
+    csrf: Csrf = "",
+    username: Annotated[str, Form(max_length=200)] = "",
+    password: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    with Session(engine.db) as s, s.begin():
-        account = s.exec(select(Account).where(col(Account.username) == username)).first()
-        if (
-            account is None
-            or not account.active
-            or not password_ok(password, account.password_hash)
-        ):
-            return back("/login", "用户名或密码不正确")
-        token = new_token()
-        assert account.id is not None
-        s.add(
-            WebSession(
-                token_hash=token_hash(token),
-                account_id=account.id,
-                expires_at=engine.clock.now() + timedelta(hours=SESSION_HOURS),
-            )
-        )
-        target = home_of(account)
-    response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE, token, httponly=True, samesite="lax", max_age=SESSION_HOURS * 3600
-    )
+    """Sign in; failures slow down, then lock, per account and per address (api/throttle.py)."""
+    form_session = require_csrf(engine, session, csrf)
+    limits = throttle.limits(engine.settings)
+    now = engine.clock.now()
+    address, name = client_address(request), username.strip()[:80]
+    try:
+        throttle.check(engine.db, limits["login_address"], address, now)
+        throttle.check(engine.db, limits["login_account"], name, now)
+    except throttle.Throttled as exc:
+        throttle.fail(engine.db, limits["login_address"], address, now)
+        throttle.fail(engine.db, limits["login_account"], name, now)
+        web_session.push_flash(engine.db, form_session, exc.message_zh, "error")
+        return back("/login")
+    with Session(engine.db) as s:
+        account = s.exec(select(Account).where(col(Account.username) == name)).first()
+    if account is None:
+        dummy_password_check(password)  # the same time for an unknown name as for a known one
+    if account is None or not account.active or not password_ok(password, account.password_hash):
+        throttle.fail(engine.db, limits["login_address"], address, now)
+        throttle.fail(engine.db, limits["login_account"], name, now)
+        web_session.push_flash(engine.db, form_session, "用户名或密码不正确", "error")
+        return back("/login")
+    throttle.succeed(engine.db, limits["login_account"], name)
+    web_session.end(engine.db, form_session)  # a new session id on sign-in (no fixation)
+    signed_in = web_session.start(engine.db, now, account)
+    response = back(home_of(account))
+    _set_cookie(response, signed_in)
     return response
 
 
 @router.post("/logout")
-def logout(request: Request, engine: EngineDep) -> Response:
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        with Session(engine.db) as s, s.begin():
-            row = s.get(WebSession, token_hash(cookie))
-            if row is not None:
-                s.delete(row)
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE)
+def logout(engine: EngineDep, session: MaybeSession, csrf: Csrf = "") -> Response:
+    web_session.end(engine.db, require_csrf(engine, session, csrf))
+    response = back("/login")
+    response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
-def reviewer(account: MaybeAccount) -> Account:
-    if account is None or account.role != "reviewer":
+def _staff(session: MaybeSession) -> PageSession:
+    if (
+        session is None
+        or session.account is None
+        or session.account.role
+        not in (
+            "reviewer",
+            "intake_officer",
+        )
+    ):
         raise HTTPException(303, headers={"Location": "/login"})
-    return account
+    return session
 
 
-Reviewer = Annotated[Account, Depends(reviewer)]
+Staff = Annotated[PageSession, Depends(_staff)]
+
+
+def _account(session: PageSession) -> Account:
+    assert session.account is not None
+    return session.account
 
 
 @router.get("/bureau/tasks", response_class=HTMLResponse)
-def tasklist(request: Request, account: Reviewer, engine: EngineDep) -> HTMLResponse:
+def tasklist(request: Request, session: Staff, engine: EngineDep) -> HTMLResponse:
+    account = _account(session)
     today = engine.clock.today()
     with Session(engine.db) as s:
         rows = section_queue(s, account.bureau_code or "", account.section_code or "")
@@ -128,157 +223,257 @@ def tasklist(request: Request, account: Reviewer, engine: EngineDep) -> HTMLResp
         (task_public(t, c.case_no or "", c.case_type, today), spec_for(c.case_type).label_zh)
         for t, c in rows
     ]
-    return page(request, "tasks.html.j2", account, tasks=tasks, today=today)
+    return page(request, engine, session, "tasks.html.j2", tasks=tasks, today=today)
 
 
 @router.get("/bureau/cases/{case_no}", response_class=HTMLResponse)
-def case_page(request: Request, case_no: str, account: Reviewer, engine: EngineDep) -> HTMLResponse:
-    case = load_visible_case(engine, account, case_no)
+def case_page(request: Request, case_no: str, session: Staff, engine: EngineDep) -> HTMLResponse:
+    account = _account(session)
+    case = load_visible_case(engine, account, case_no[:30])
     detail = case_detail(engine, case)
-    mine = [
-        t for t in detail.tasks if t.status == "open" and t.unit and _is_mine(engine, account, t.id)
-    ]
+    with Session(engine.db) as s:
+        own = set(
+            s.exec(
+                select(ReviewTask.id).where(
+                    col(ReviewTask.case_id) == case.id,
+                    col(ReviewTask.status) == "open",
+                    col(ReviewTask.bureau_code) == account.bureau_code,
+                    col(ReviewTask.section_code) == (account.section_code or ""),
+                )
+            ).all()
+        )
+    mine = [t for t in detail.tasks if t.id in own]
     return page(
         request,
+        engine,
+        session,
         "case.html.j2",
-        account,
         case=detail,
         mine=mine,
+        facts=flatten(case.facts),
         type_label=spec_for(case.case_type).label_zh,
     )
 
 
-def _is_mine(engine: EngineDep, account: Account, task_id: int) -> bool:
-    with Session(engine.db) as s:
-        t = s.get(ReviewTask, task_id)
-    return (
-        t is not None
-        and t.bureau_code == account.bureau_code
-        and t.section_code == (account.section_code or "")
-    )
+def flatten(node: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Facts as (dotted path, value) rows, lists numbered: what the applicant told us."""
+    if isinstance(node, dict):
+        return [row for k, v in node.items() for row in flatten(v, f"{prefix}{k}.")]
+    if isinstance(node, list):
+        return [row for i, v in enumerate(node, 1) for row in flatten(v, f"{prefix}{i}.")]
+    return [(prefix.rstrip("."), "" if node is None else str(node))]
 
 
-def _act(url: str, call: Any) -> RedirectResponse:
+def _act(engine: CaseEngine, session: PageSession, url: str, call: Callable[[], Any]) -> Response:
+    """Run an engine call for a form; its outcome becomes the next page's message."""
     try:
         result = call()
-    except (EngineError, InvalidApplication, HTTPException) as exc:
-        message = getattr(exc, "message_zh", None) or (
-            exc.detail.get("message_zh")
-            if isinstance(exc, HTTPException) and isinstance(exc.detail, dict)
-            else str(exc)
+    except (EngineError, InvalidApplication) as exc:
+        message = exc.message_zh if isinstance(exc, EngineError) else str(exc)
+        web_session.push_flash(engine.db, session, f"未办理：{message}", "error")
+    else:
+        state = result.state if isinstance(result, FireResult) else None
+        web_session.push_flash(
+            engine.db, session, f"已办理：案件现为“{state_zh(state)}”" if state else "已办理"
         )
-        return back(url, f"未办理：{message}")
-    return back(url, f"已办理：案件现为“{state_zh(result.state)}”")
+    return back(url)
+
+
+def _case_url(case_no: str) -> str:
+    return f"/bureau/cases/{case_no[:30]}"
 
 
 @router.post("/bureau/cases/{case_no}/review")
 def page_review(
     case_no: str,
-    account: Reviewer,
+    session: MaybeSession,
     engine: EngineDep,
-    decision: Annotated[str, Form()],
-    reason: Annotated[str, Form()] = "",
+    csrf: Csrf = "",
+    decision: Annotated[str, Form(max_length=10)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    url = f"/bureau/cases/{case_no}"
+    form = require_csrf(engine, session, csrf)
 
     def call() -> Any:
-        case = load_visible_case(engine, account, case_no)
-        task = my_open_task(engine, account, case, "review")
-        assert task.id is not None
+        actor = _page_actor(form)
+        task_id = _open_task_of(engine, case_no, actor.bureau, actor.section, "review")
         return engine.decide_task(
-            task.id, decision=decision, actor=account.username, reason=reason or None
+            task_id, decision=decision, actor=actor, reason=reason.strip() or None
         )
 
-    return _act(url, call)
+    return _act(engine, form, _case_url(case_no), call)
+
+
+@router.post("/bureau/cases/{case_no}/claim")
+def page_claim(
+    case_no: str,
+    session: MaybeSession,
+    engine: EngineDep,
+    csrf: Csrf = "",
+    task_id: Annotated[int, Form(ge=1, le=2**62)] = 1,
+) -> Response:
+    form = require_csrf(engine, session, csrf)
+    return _act(
+        engine,
+        form,
+        _case_url(case_no),
+        lambda: engine.claim_task(task_id, actor=_page_actor(form)),
+    )
 
 
 @router.post("/bureau/cases/{case_no}/confirm")
 def page_confirm(
-    case_no: str, account: Reviewer, engine: EngineDep, version: Annotated[int, Form()]
+    case_no: str,
+    session: MaybeSession,
+    engine: EngineDep,
+    csrf: Csrf = "",
+    version: Annotated[int, Form(ge=1, le=2**62)] = 1,
 ) -> Response:
-    url = f"/bureau/cases/{case_no}"
-
-    def call() -> Any:
-        case = load_visible_case(engine, account, case_no)
-        my_open_task(engine, account, case, "confirm")
-        separation_of_duties(engine, account, case)
-        assert case.id is not None
-        return engine.fire(case.id, "confirm", actor=account.username, expected_version=version)
-
-    return _act(url, call)
+    form = require_csrf(engine, session, csrf)
+    return _act(
+        engine,
+        form,
+        _case_url(case_no),
+        lambda: engine.fire(
+            case_id_of(engine, case_no[:30]),
+            "confirm",
+            actor=_page_actor(form),
+            expected_version=version,
+        ),
+    )
 
 
 @router.post("/bureau/cases/{case_no}/decide")
 def page_decide(
     case_no: str,
-    account: Reviewer,
+    session: MaybeSession,
     engine: EngineDep,
-    action: Annotated[str, Form()],
-    version: Annotated[int, Form()],
-    amount: Annotated[str, Form()] = "",
-    reason: Annotated[str, Form()] = "",
-    items: Annotated[str, Form()] = "",
+    csrf: Csrf = "",
+    action: Annotated[str, Form(max_length=20)] = "",
+    version: Annotated[int, Form(ge=1, le=2**62)] = 1,
+    amount: Annotated[str, Form(max_length=20)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    items: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
-    url = f"/bureau/cases/{case_no}"
+    form = require_csrf(engine, session, csrf)
 
     def call() -> Any:
         if action not in ("approve", "reject", "request_info"):
-            raise HTTPException(422, detail={"message_zh": "未知的操作"})
-        case = load_visible_case(engine, account, case_no)
-        if action == "request_info":
-            my_open_task(engine, account, case, "review")
-        else:
-            my_open_task(engine, account, case, "decide")
-            separation_of_duties(engine, account, case)
-        assert case.id is not None
+            raise EngineError("未知的操作", f"unknown action {action!r}")
         lines = [i.strip() for i in items.splitlines() if i.strip()]
         payload = payload_of(
             amount=amount.strip() or None, reason=reason.strip() or None, items=lines
         )
         return engine.fire(
-            case.id, action, actor=account.username, payload=payload, expected_version=version
+            case_id_of(engine, case_no[:30]),
+            action,
+            actor=_page_actor(form),
+            payload=payload,
+            expected_version=version,
         )
 
-    return _act(url, call)
+    return _act(engine, form, _case_url(case_no), call)
+
+
+def _page_actor(session: PageSession) -> Any:
+    """The signed-in account as the engine's actor; signed out, the engine hears nobody."""
+    if session.account is None:
+        raise EngineError("请先登录", "not signed in")
+    return actor_of(session.account)
+
+
+def _open_task_of(
+    engine: CaseEngine, case_no: str, bureau: str | None, section: str | None, kind: str
+) -> int:
+    """The id of the case's open task of `kind` for this section (the engine checks it)."""
+    case_id = case_id_of(engine, case_no[:30])
+    with Session(engine.db) as s:
+        tasks = s.exec(
+            select(ReviewTask.id, ReviewTask.bureau_code, ReviewTask.section_code)
+            .where(
+                col(ReviewTask.case_id) == case_id,
+                col(ReviewTask.kind) == kind,
+                col(ReviewTask.status) == "open",
+            )
+            .order_by(col(ReviewTask.id))
+        ).all()
+    own = [t for t, b, sec in tasks if b == bureau and sec == (section or "")]
+    if not own:
+        raise EngineError("本科室没有该案件待办的审核任务", f"no open {kind} task of yours")
+    return int(own[0])
 
 
 @router.get("/operator", response_class=HTMLResponse)
-def dashboard(request: Request, account: MaybeAccount, engine: EngineDep) -> Response:
-    if account is None or account.role != "operator":
-        return RedirectResponse("/login", status_code=303)
+def dashboard(request: Request, session: MaybeSession, engine: EngineDep) -> Response:
+    if session is None or session.account is None or session.account.role != "operator":
+        return back("/login")
     return page(
         request,
+        engine,
+        session,
         "operator.html.j2",
-        account,
-        counts=counts(account, engine),
-        incidents=incidents(account, engine),
+        counts=counts(session.account, engine),
+        incidents=incidents(session.account, engine),
+        locks=throttle.current_locks(engine.db, engine.clock.now()),
+        scope_zh=throttle.SCOPE_ZH,
     )
 
 
-@router.get("/status", response_class=HTMLResponse)
-def status_page(
-    request: Request, account: MaybeAccount, engine: EngineDep, case_no: str = "", code: str = ""
-) -> HTMLResponse:
-    result = None
-    error = None
-    if case_no or code:
-        try:
-            case = find_by_code(engine, case_no.strip(), code.strip())
-        except HTTPException:
-            error = "未找到该案件，请核对受理编号和查询码"
-        else:
-            with Session(engine.db) as s:
-                from models.tables import Notice
+@router.post("/operator/locks/lift")
+def page_lift_lock(
+    session: MaybeSession,
+    engine: EngineDep,
+    csrf: Csrf = "",
+    scope: Annotated[str, Form(max_length=30)] = "",
+    key: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    form = require_csrf(engine, session, csrf)
+    if form.account is None or form.account.role != "operator":
+        return back("/login")
+    lifted = throttle.lift(engine.db, scope, key, by=form.account.username, now=engine.clock.now())
+    web_session.push_flash(
+        engine.db, form, f"已解除锁定：{key}" if lifted else "该锁定已不存在", "info"
+    )
+    return back("/operator")
 
-                notices = s.exec(
-                    select(Notice)
-                    .where(col(Notice.case_id) == case.id, col(Notice.audience) == "applicant")
-                    .order_by(col(Notice.id))
-                ).all()
-            result = {
-                "case": case,
-                "status": PUBLIC_STATUS.get(case.state, case.state),
-                "type_label": spec_for(case.case_type).label_zh,
-                "notices": notices,
-            }
-    return page(request, "status.html.j2", account, result=result, error=error, case_no=case_no)
+
+@router.get("/status", response_class=HTMLResponse)
+def status_form(request: Request, session: MaybeSession, engine: EngineDep) -> HTMLResponse:
+    return page(request, engine, session, "status.html.j2", result=None, error=None, case_no="")
+
+
+@router.post("/status", response_class=HTMLResponse)
+def status_page(
+    request: Request,
+    session: MaybeSession,
+    engine: EngineDep,
+    csrf: Csrf = "",
+    case_no: Annotated[str, Form(max_length=60)] = "",
+    code: Annotated[str, Form(max_length=60)] = "",
+) -> HTMLResponse:
+    """The lookup is a POST: the query code stays out of URLs, logs and Referer headers."""
+    form = require_csrf(engine, session, csrf)
+    result, error = None, None
+    try:
+        case = lookup(engine, case_no, code, client_address(request))
+    except throttle.Throttled as exc:
+        error = exc.message_zh
+    except EngineError:
+        error = "未找到该案件，请核对受理编号和查询码"
+    else:
+        with Session(engine.db) as s:
+            notices = s.exec(
+                select(Notice)
+                .where(col(Notice.case_id) == case.id, col(Notice.audience) == "applicant")
+                .order_by(col(Notice.id))
+            ).all()
+        result = {
+            "case": case,
+            "code": display_code(case.query_code),
+            "status": PUBLIC_STATUS.get(case.state, case.state),
+            "type_label": spec_for(case.case_type).label_zh,
+            "notices": notices,
+        }
+    return page(
+        request, engine, form, "status.html.j2", result=result, error=error, case_no=case_no
+    )

@@ -1,23 +1,17 @@
-"""审核单位 — the work queue of one's own section, claiming, reviewing, confirming, deciding."""
+"""审核单位 — the work queue of one's own section, claiming, reviewing, confirming, deciding.
+
+Each step goes to the engine with the caller as its actor; the engine decides whether this
+reviewer's section holds the task, whether it is theirs to take, and separation of duties.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
-from sqlalchemy import update
-from sqlmodel import Session, col
+from fastapi import APIRouter, Query
+from sqlmodel import Session
 
-from api.deps import (
-    CaseNo,
-    CurrentReviewer,
-    EngineDep,
-    TaskId,
-    check_version,
-    load_visible_case,
-    my_open_task,
-    separation_of_duties,
-)
+from api.deps import CaseNo, CurrentActor, CurrentReviewer, EngineDep, TaskId, case_id_of
 from api.routes.common import fired, payload_of
 from api.schemas import (
     CaseDecision,
@@ -31,21 +25,6 @@ from models.tables import Case, ReviewTask
 from models.work_queue import PAGE_DEFAULT, PAGE_MAX, section_queue
 
 router = APIRouter(tags=["bureaus"])
-
-
-def own_task(engine: EngineDep, account: CurrentReviewer, task_id: int) -> tuple[ReviewTask, Case]:
-    with Session(engine.db) as s:
-        task = s.get(ReviewTask, task_id)
-        case = s.get(Case, task.case_id) if task else None
-    mine = (
-        task is not None
-        and task.bureau_code == account.bureau_code
-        and task.section_code == (account.section_code or "")
-    )
-    if not mine or case is None:
-        raise HTTPException(404, detail={"message_zh": "任务不存在", "message_en": "no such task"})
-    assert task is not None
-    return task, case
 
 
 @router.get("/tasks", response_model=list[TaskPublic])
@@ -71,70 +50,38 @@ def work_queue(
 
 
 @router.post("/tasks/{task_id}/claim", response_model=TaskPublic)
-def claim(task_id: TaskId, account: CurrentReviewer, engine: EngineDep) -> TaskPublic:
-    """Take a task; someone else's claim is a 409."""
-    task, case = own_task(engine, account, task_id)
-    with Session(engine.db) as s, s.begin():
-        done = s.exec(
-            update(ReviewTask)
-            .where(
-                col(ReviewTask.id) == task_id,
-                col(ReviewTask.status) == "open",
-                (col(ReviewTask.assignee).is_(None))
-                | (col(ReviewTask.assignee) == account.username),
-            )
-            .values(assignee=account.username)
-        )
-    if done.rowcount != 1:
-        raise HTTPException(
-            409,
-            detail={
-                "message_zh": f"该任务已由{task.assignee or '他人'}认领或已办结",
-                "message_en": "claimed by someone else or closed",
-            },
-        )
-    task.assignee = account.username
+def claim(task_id: TaskId, actor: CurrentActor, engine: EngineDep) -> TaskPublic:
+    """Take a task of my section; someone else's claim is a 409."""
+    engine.claim_task(task_id, actor=actor)
+    with Session(engine.db) as s:
+        task = s.get(ReviewTask, task_id)
+        assert task is not None
+        case = s.get(Case, task.case_id)
+        assert case is not None
     return task_public(task, case.case_no or "", case.case_type, engine.clock.today())
 
 
 @router.post("/tasks/{task_id}/review", response_model=FireResultPublic)
 def review(
-    task_id: TaskId, body: ReviewDecision, account: CurrentReviewer, engine: EngineDep
+    task_id: TaskId, body: ReviewDecision, actor: CurrentActor, engine: EngineDep
 ) -> FireResultPublic:
     """My section's review decision: pass or fail (with a reason)."""
-    task, _ = own_task(engine, account, task_id)
-    if task.assignee not in (None, account.username):
-        raise HTTPException(
-            409,
-            detail={
-                "message_zh": f"该任务已由{task.assignee}认领",
-                "message_en": "claimed by someone else",
-            },
-        )
-    assert task.id is not None
     return fired(
-        engine.decide_task(
-            task.id, decision=body.decision, actor=account.username, reason=body.reason
-        )
+        engine.decide_task(task_id, decision=body.decision, actor=actor, reason=body.reason)
     )
 
 
 @router.post("/cases/{case_no}/confirm", response_model=FireResultPublic)
 def confirm(
-    case_no: CaseNo, body: Confirmation, account: CurrentReviewer, engine: EngineDep
+    case_no: CaseNo, body: Confirmation, actor: CurrentActor, engine: EngineDep
 ) -> FireResultPublic:
     """经确认: confirm the facts (optionally the confirmed figures)."""
-    case = load_visible_case(engine, account, case_no)
-    check_version(case, body.expected_version)
-    my_open_task(engine, account, case, "confirm")
-    separation_of_duties(engine, account, case)
-    assert case.id is not None
     payload = {"facts": body.facts} if body.facts else {}
     return fired(
         engine.fire(
-            case.id,
+            case_id_of(engine, case_no),
             "confirm",
-            actor=account.username,
+            actor=actor,
             payload=payload,
             expected_version=body.expected_version,
         )
@@ -143,23 +90,15 @@ def confirm(
 
 @router.post("/cases/{case_no}/decide", response_model=FireResultPublic)
 def decide(
-    case_no: CaseNo, body: CaseDecision, account: CurrentReviewer, engine: EngineDep
+    case_no: CaseNo, body: CaseDecision, actor: CurrentActor, engine: EngineDep
 ) -> FireResultPublic:
     """Approve (an amount at or below the ceiling; below it is partial), reject, or ask for more."""
-    case = load_visible_case(engine, account, case_no)
-    check_version(case, body.expected_version)
-    if body.action == "request_info":
-        my_open_task(engine, account, case, "review")
-    else:
-        my_open_task(engine, account, case, "decide")
-        separation_of_duties(engine, account, case)
-    assert case.id is not None
     payload = payload_of(amount=body.amount, reason=body.reason, items=body.items)
     return fired(
         engine.fire(
-            case.id,
+            case_id_of(engine, case_no),
             body.action,
-            actor=account.username,
+            actor=actor,
             payload=payload,
             expected_version=body.expected_version,
         )

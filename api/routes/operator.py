@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, HTTPException
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from api import throttle
 from api.deps import CurrentOperator, EngineDep
 from models.tables import Case, Incident, Notice, Payout, ReviewTask
 
@@ -31,7 +32,7 @@ def import_batch(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "batch.json"
         path.write_text(json.dumps(applications, ensure_ascii=False), encoding="utf-8")
-        summary = intake_flow(IntakeParams(file=path, batch_id=batch_id, actor=account.username))
+        summary = intake_flow(IntakeParams(file=path, batch_id=batch_id, account=account.username))
     return summary.model_dump(mode="json")
 
 
@@ -47,13 +48,13 @@ def run_flow(name: str, account: CurrentOperator, engine: EngineDep) -> dict[str
             },
         )
     if name == "sla":
-        from flows.sla import sla_flow
+        from flows.sla import SlaParams, sla_flow
 
-        return sla_flow().model_dump(mode="json")
+        return sla_flow(SlaParams(account=account.username)).model_dump(mode="json")
     if name == "payout":
-        from flows.payout import payout_flow
+        from flows.payout import PayoutParams, payout_flow
 
-        return payout_flow().model_dump(mode="json")
+        return payout_flow(PayoutParams(account=account.username)).model_dump(mode="json")
     from flows.outbox import outbox_flow
 
     return outbox_flow().model_dump(mode="json")
@@ -117,3 +118,25 @@ def counts(account: CurrentOperator, engine: EngineDep) -> dict[str, Any]:
         "outbox_oldest_pending_at": oldest.isoformat() if oldest else None,
         "payouts_waiting": payouts_waiting,
     }
+
+
+@router.get("/locks")
+def locks(account: CurrentOperator, engine: EngineDep) -> list[dict[str, Any]]:
+    """Accounts, addresses and cases locked after repeated failures (sign-in, token, lookup)."""
+    return [
+        {**r.model_dump(mode="json"), "scope_zh": throttle.SCOPE_ZH.get(r.scope, r.scope)}
+        for r in throttle.current_locks(engine.db, engine.clock.now())
+    ]
+
+
+@router.post("/locks/lift")
+def lift_lock(
+    account: CurrentOperator,
+    engine: EngineDep,
+    scope: Annotated[str, Body(embed=True, max_length=30)],
+    key: Annotated[str, Body(embed=True, max_length=200)],
+) -> dict[str, Any]:
+    """Lift a lock; its count starts afresh. 404 when nothing is locked under that key."""
+    if not throttle.lift(engine.db, scope, key, by=account.username, now=engine.clock.now()):
+        raise HTTPException(404, detail={"message_zh": "没有该锁定", "message_en": "no such lock"})
+    return {"scope": scope, "key": key, "lifted_by": account.username}

@@ -5,15 +5,14 @@ Screenshots are written under test-output/screenshots/.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 import scenarios as S
-from conftest import Accounts, LiveServer, make_case_engine
+from conftest import SHOTS, Accounts, LiveServer, make_case_engine
+from drive import submit
 from sqlmodel import Session, col, select
 
 from api.main import create_app
@@ -21,33 +20,8 @@ from models.settings import Settings
 from models.tables import Case, ReviewTask
 from states.civil_dates import SHANGHAI
 
-SHOTS = Path(__file__).parents[2] / "test-output" / "screenshots"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 FILED = datetime(2022, 12, 1, 9, 0, tzinfo=SHANGHAI)
 LATER = datetime(2022, 12, 30, 10, 0, tzinfo=SHANGHAI)  # the decide task is overdue by then
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            "chromium is not installed (Debian: apt-get install chromium); .ci/run installs it"
-        )
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -56,11 +30,11 @@ def site(api_db: Accounts) -> Iterator[dict[str, Any]]:
     12-30, so rev_credit finds the decision task overdue."""
     early = make_case_engine(api_db.url, FILED)
     early.settings.decide_due_working_days = 5
-    [r] = early.submit(S.application("CRED-01"), actor="applicant_a")
+    [r] = submit(early, S.application("CRED-01"))
     with Session(early.db) as s:
         review = s.exec(select(ReviewTask).where(col(ReviewTask.case_id) == r.case_id)).one()
     assert review.id is not None
-    early.decide_task(review.id, decision="pass", actor="rev_credit2")
+    early.decide_task(review.id, decision="pass", actor=early.actor("rev_credit2"))
     with Session(early.db) as s:
         code = s.get(Case, r.case_id).query_code  # type: ignore[union-attr]
     SHOTS.mkdir(parents=True, exist_ok=True)

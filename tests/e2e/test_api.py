@@ -10,6 +10,7 @@ import httpx
 import pytest
 import scenarios as S
 from conftest import FIXED_NOW, Accounts, LiveServer, make_case_engine
+from drive import submit
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
@@ -18,8 +19,8 @@ from models.settings import Settings
 from models.tables import Case, ReviewTask
 
 
-def app_for(url: str) -> Any:
-    return create_app(Settings(database_url=url, now=FIXED_NOW))
+def app_for(url: str, **settings: Any) -> Any:
+    return create_app(Settings(database_url=url, now=FIXED_NOW, **settings))
 
 
 @pytest.fixture
@@ -33,12 +34,14 @@ def world(
     monkeypatch.setenv("RELIEF_NOW", FIXED_NOW.isoformat())
     get_settings.cache_clear()
     engine = make_case_engine(api_db.url)
-    [credit] = engine.submit(S.application("CRED-01"), actor="applicant_a")
-    [loan] = engine.submit(S.application("LOAN-01"), actor="applicant_b")
+    [credit] = submit(engine, S.application("CRED-01"))
+    [loan] = submit(engine, S.application("LOAN-01"))
     with Session(engine.db) as s:
         task = s.exec(select(ReviewTask).where(col(ReviewTask.case_id) == credit.case_id)).one()
         code = s.get(Case, credit.case_id).query_code  # type: ignore[union-attr]
-    client = TestClient(app_for(api_db.url))
+    # every role tries the same wrong query code: the lookup limits (tested on their own in
+    # test_web_security.py) are raised here so that the matrix sees the answer itself
+    client = TestClient(app_for(api_db.url, status_backoff_after=100, status_case_lock_after=100))
     return {
         "client": client,
         "tokens": api_db.tokens,
@@ -69,6 +72,8 @@ def call(w: dict[str, Any], who: str, method: str, path: str, body: Any = None) 
 
 # expected status per role, in ROLES order (anonymous, operator, rev_credit, rev_food,
 # rev_finance, applicant_a, applicant_b). The read-only rows come first; acting rows after.
+# 404 wherever the caller may not see the case (it answers like a missing one); 403 where they
+# see it but the engine's permissions say no.
 MATRIX: list[tuple[str, str, Any, list[int]]] = [
     ("GET", "/api/my/cases", None, [401, 403, 403, 403, 403, 200, 200]),
     ("GET", "/api/cases/{credit}", None, [401, 200, 200, 200, 404, 200, 404]),
@@ -80,17 +85,18 @@ MATRIX: list[tuple[str, str, Any, list[int]]] = [
     ("GET", "/api/operator/counts", None, [401, 200, 403, 403, 403, 403, 403]),
     ("GET", "/api/status/{credit}?code={code}", None, [200, 200, 200, 200, 200, 200, 200]),
     ("GET", "/api/status/{credit}?code=000000", None, [404, 404, 404, 404, 404, 404, 404]),
-    ("POST", "/api/tasks/{task}/claim", None, [401, 403, 200, 404, 404, 403, 403]),
-    ("POST", "/api/cases/{credit}/confirm", {}, [401, 403, 403, 403, 404, 403, 403]),
+    ("POST", "/api/tasks/{task}/claim", None, [401, 403, 200, 404, 404, 403, 404]),
+    ("POST", "/api/cases/{credit}/confirm", {}, [401, 403, 403, 403, 404, 403, 404]),
     (
         "POST",
         "/api/cases/{credit}/decide",
         {"action": "approve"},
-        [401, 403, 403, 403, 404, 403, 403],
+        [401, 403, 403, 403, 404, 403, 404],
     ),
-    ("POST", "/api/cases/{credit}/supply", {"facts": {}}, [401, 403, 403, 403, 403, 409, 404]),
+    ("POST", "/api/cases/{credit}/supply", {"facts": {}}, [401, 403, 403, 403, 404, 409, 404]),
     ("POST", "/api/operator/flows/nope", None, [401, 404, 403, 403, 403, 403, 403]),
-    ("POST", "/api/applications", S.application("CRED-01"), [401, 403, 403, 403, 403, 201, 403]),
+    # an operator may file for an applicant (a paper application at the counter)
+    ("POST", "/api/applications", S.application("CRED-01"), [401, 201, 403, 403, 403, 201, 403]),
 ]
 
 
@@ -101,7 +107,7 @@ def test_authorization_matrix(
     world: dict[str, Any], method: str, path: str, body: Any, expected: list[int]
 ) -> None:
     got = [call(world, who, method, path, body).status_code for who in ROLES]
-    assert got == expected
+    assert got == expected, got
 
 
 def test_foreign_case_looks_exactly_like_a_missing_one(world: dict[str, Any]) -> None:
@@ -183,7 +189,7 @@ def race(*calls: Any) -> list[Any]:
 def test_concurrent_decisions_one_wins_the_other_409(api_db: Accounts) -> None:
     engine = make_case_engine(api_db.url)
     for _ in range(3):
-        [r] = engine.submit(S.application("CRED-01"), actor="applicant_a")
+        [r] = submit(engine, S.application("CRED-01"))
         with Session(engine.db) as s:
             task_id = s.exec(
                 select(ReviewTask.id).where(col(ReviewTask.case_id) == r.case_id)
@@ -247,7 +253,7 @@ def test_openapi_has_no_server_errors(api_db: Accounts) -> None:
     import schemathesis
 
     engine = make_case_engine(api_db.url)
-    engine.submit(S.application("CRED-01"), actor="applicant_a")
+    submit(engine, S.application("CRED-01"))
     app = app_for(api_db.url)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     failures: list[str] = []

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 import scenarios as S
+import staff
 from conftest import FIXED_NOW, make_case_engine
+from drive import submit
 from sqlalchemy import select, text
 from sqlmodel import Session
 
@@ -24,13 +26,8 @@ from models.settings import Settings
 from models.tables import Case, DocSerial, Notice, ReviewTask
 from states.batch import BatchEngine, FireItem, ReviewItem, SubmitItem
 from states.clock import Clock
-from states.engine import (
-    CaseEngine,
-    CaseNotFound,
-    ConflictError,
-    TransitionRefused,
-    WrongState,
-)
+from states.engine import CaseEngine
+from states.errors import CaseNotFound, ConflictError, NotPermitted, TransitionRefused, WrongState
 
 
 def building(n: int, *, reduced: int, prior: int = 0) -> dict[str, Any]:
@@ -84,7 +81,7 @@ def query_codes(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """Query codes are random; make them a sequence, restarted per run, so that two databases
     can be compared row for row."""
     counter = [itertools.count(100_000)]
-    monkeypatch.setattr("states.engine.secrets.randbelow", lambda _n: next(counter[0]))
+    monkeypatch.setattr("states.engine.new_query_code", lambda: f"{next(counter[0]):010d}")
 
     def restart() -> None:
         counter[0] = itertools.count(100_000)
@@ -96,11 +93,11 @@ def query_codes(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
 def open_review_tasks(engine: CaseEngine) -> list[tuple[int, str]]:
     with Session(engine.db) as s:
         rows = s.execute(
-            select(ReviewTask.id, ReviewTask.section_code)
+            select(ReviewTask.id, ReviewTask.bureau_code, ReviewTask.section_code)
             .where(ReviewTask.kind == "review", ReviewTask.status == "open")
             .order_by(ReviewTask.id)  # type: ignore[arg-type]
         ).all()
-    return [(task_id, section) for task_id, section in rows]
+    return [(task_id, f"{bureau}.{section}") for task_id, bureau, section in rows]
 
 
 def cases_in(engine: CaseEngine, *states: str) -> list[int]:
@@ -116,16 +113,23 @@ def stages(engine: CaseEngine) -> Iterator[tuple[str, list[Any]]]:
     # every open review, in task order: a case's two reviews are two items of one stage
     yield (
         "review",
-        [ReviewItem(t, "pass", actor=f"rev:{sec}") for t, sec in open_review_tasks(engine)],
+        [
+            ReviewItem(t, "pass", actor=staff.reviewer(engine, unit))
+            for t, unit in open_review_tasks(engine)
+        ],
     )
     waiting = cases_in(engine, "awaiting_confirmation")
-    yield "fire", [FireItem(c, "confirm", "confirmer") for c in waiting]
+    yield "fire", [FireItem(c, "confirm", staff.holder(engine, c, "confirm")) for c in waiting]
     ready = cases_in(engine, "confirmed", "under_review")
-    yield "fire", [FireItem(c, "approve", "decider") for c in ready]
+    deciders = {c: staff.holder(engine, c, "decide") for c in ready}
+    yield "fire", [FireItem(c, "approve", deciders[c]) for c in ready]
     left = cases_in(engine, "confirmed", "under_review")  # the rules refused these
-    yield "fire", [FireItem(c, "reject", "decider", payload={"reason": "不符合条件"}) for c in left]
+    yield (
+        "fire",
+        [FireItem(c, "reject", deciders[c], payload={"reason": "不符合条件"}) for c in left],
+    )
     yield "fire", [
-        FireItem(c, "record_payment", "treasury", payload={"external_ref": f"TR-{c}"},
+        FireItem(c, "record_payment", staff.system(engine), payload={"external_ref": f"TR-{c}"},
                  request_key=f"paid:{c}")
         for c in cases_in(engine, "payout_ordered")
     ]  # fmt: skip
@@ -134,7 +138,7 @@ def stages(engine: CaseEngine) -> Iterator[tuple[str, list[Any]]]:
 def drive_one_by_one(engine: CaseEngine, apps: list[dict[str, Any]]) -> dict[str, list[str]]:
     refused: dict[str, list[str]] = {}
     for app in apps:
-        engine.submit(app, actor="applicant")
+        submit(engine, app)
     for kind, items in stages(engine):
         for item in items:
             try:
@@ -154,7 +158,9 @@ def drive_one_by_one(engine: CaseEngine, apps: list[dict[str, Any]]) -> dict[str
 
 def drive_batch(engine: BatchEngine, apps: list[dict[str, Any]]) -> dict[str, list[str]]:
     refused: dict[str, list[str]] = {}
-    out = engine.submit_many([SubmitItem(a, actor="applicant") for a in apps], chunk_size=3)
+    out = engine.submit_many(
+        [SubmitItem(a, actor=staff.applicant_for(engine, a)) for a in apps], chunk_size=3
+    )
     assert not out.refused
     for kind, items in stages(engine):
         if kind == "review":
@@ -221,11 +227,12 @@ def test_batch_leaves_the_same_rows_as_one_by_one(
 
 def test_refused_items_are_reported_and_write_nothing(db_url: str) -> None:
     engine = batch_engine(db_url)
+    ops = staff.operator(engine)
     out = engine.submit_many(
         [
-            SubmitItem(building(1, reduced=1_000_000), actor="applicant"),
-            SubmitItem({"type": "rent_park_subsidy"}, actor="applicant"),  # invalid
-            SubmitItem(building(2, reduced=1_000_000), actor="applicant"),
+            SubmitItem(building(1, reduced=1_000_000), actor=ops),
+            SubmitItem({"type": "rent_park_subsidy"}, actor=ops),  # invalid
+            SubmitItem(building(2, reduced=1_000_000), actor=ops),
         ]
     )
     assert sorted(out.done) == [0, 2] and list(out.refused) == [1]
@@ -235,17 +242,22 @@ def test_refused_items_are_reported_and_write_nothing(db_url: str) -> None:
 
     result = engine.fire_many(
         [
-            FireItem(first.case_id, "approve", "decider"),  # reviews not done: guards say no
-            FireItem(second.case_id, "record_payment", "treasury"),  # wrong state
-            FireItem(999_999, "confirm", "confirmer"),  # no such case
-            FireItem(second.case_id + 0, "withdraw", "applicant", expected_version=1),  # stale
+            # no decide task yet (the reviews are not done): not this reviewer's to take
+            FireItem(first.case_id, "approve", staff.holder(engine, first.case_id, "review", 2)),
+            FireItem(second.case_id, "record_payment", staff.system(engine)),  # wrong state
+            FireItem(999_999, "confirm", ops),  # no such case
+            FireItem(  # stale
+                second.case_id,
+                "withdraw",
+                staff.applicant_of_case(engine, second.case_id),
+                expected_version=1,
+            ),
         ],
         chunk_size=10,
     )
     assert not result.done
-    assert isinstance(result.refused[0], TransitionRefused)
-    assert not isinstance(result.refused[0], WrongState)
-    assert "审核" in result.refused[0].message_zh
+    assert isinstance(result.refused[0], NotPermitted)
+    assert "决定任务" in result.refused[0].message_zh
     assert isinstance(result.refused[1], WrongState)
     assert isinstance(result.refused[2], CaseNotFound)
     assert isinstance(result.refused[3], ConflictError)
@@ -253,9 +265,9 @@ def test_refused_items_are_reported_and_write_nothing(db_url: str) -> None:
 
     reviews = engine.decide_tasks(
         [
-            ReviewItem(10_000, "pass", "rev"),  # no such task
-            ReviewItem(1, "fail", "rev"),  # a failing review needs a reason
-            ReviewItem(1, "maybe", "rev", reason="?"),
+            ReviewItem(10_000, "pass", ops),  # no such task
+            ReviewItem(1, "fail", ops),  # a failing review needs a reason
+            ReviewItem(1, "maybe", ops, reason="?"),
         ]
     )
     assert isinstance(reviews.refused[0], CaseNotFound)
@@ -268,7 +280,7 @@ def test_refused_items_are_reported_and_write_nothing(db_url: str) -> None:
 def test_a_conflict_rolls_back_its_chunk_only(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = batch_engine(db_url)
     out = engine.submit_many(
-        [SubmitItem(building(i, reduced=1_000_000), actor="applicant") for i in range(4)]
+        [SubmitItem(building(i, reduced=1_000_000), actor=staff.operator(engine)) for i in range(4)]
     )
     ids = [r[0].case_id for r in out.results()]
     tasks = open_review_tasks(engine)
@@ -285,7 +297,8 @@ def test_a_conflict_rolls_back_its_chunk_only(db_url: str, monkeypatch: pytest.M
     monkeypatch.setattr(BatchEngine, "_update_cases", someone_else_writes_first)
     section = tasks[0][1]
     mine = [t for t, sec in tasks if sec == section]
-    result = engine.decide_tasks([ReviewItem(t, "pass", "rev") for t in mine], chunk_size=2)
+    rev = staff.reviewer(engine, section)
+    result = engine.decide_tasks([ReviewItem(t, "pass", rev) for t in mine], chunk_size=2)
     assert result.failed_chunks == 1 and result.chunks == 2
     failed = sorted(result.refused)
     assert failed == [2, 3] and all(isinstance(e, ConflictError) for e in result.refused.values())
@@ -302,9 +315,9 @@ def test_a_conflict_rolls_back_its_chunk_only(db_url: str, monkeypatch: pytest.M
 
 def test_request_keys_make_a_repeated_batch_harmless(db_url: str) -> None:
     engine = batch_engine(db_url)
+    ops = staff.operator(engine)
     apps = [
-        SubmitItem(building(i, reduced=1_000_000), "applicant", request_key=f"in:{i}")
-        for i in range(3)
+        SubmitItem(building(i, reduced=1_000_000), ops, request_key=f"in:{i}") for i in range(3)
     ]
     first = engine.submit_many(apps)
     again = engine.submit_many(apps)
@@ -313,11 +326,12 @@ def test_request_keys_make_a_repeated_batch_harmless(db_url: str) -> None:
     ids = [r[0].case_id for r in first.results()]
     for section in sorted({sec for _, sec in open_review_tasks(engine)}):
         mine = [t for t, sec in open_review_tasks(engine) if sec == section]
-        engine.decide_tasks([ReviewItem(t, "pass", "rev", request_key=f"rv:{t}") for t in mine])
-    engine.fire_many([FireItem(c, "confirm", "c") for c in ids])
-    engine.fire_many([FireItem(c, "approve", "d") for c in ids])
+        rev = staff.reviewer(engine, section)
+        engine.decide_tasks([ReviewItem(t, "pass", rev, request_key=f"rv:{t}") for t in mine])
+    engine.fire_many([FireItem(c, "confirm", staff.holder(engine, c, "confirm")) for c in ids])
+    engine.fire_many([FireItem(c, "approve", staff.holder(engine, c, "decide")) for c in ids])
     pay = [
-        FireItem(c, "record_payment", "treasury", payload={"external_ref": f"TR-{c}"},
+        FireItem(c, "record_payment", staff.system(engine), payload={"external_ref": f"TR-{c}"},
                  request_key=f"paid:{c}")
         for c in ids
     ]  # fmt: skip
@@ -337,9 +351,10 @@ def test_document_numbers_continue_across_both_paths(db_url: str) -> None:
     """Numbers handed out by a batch and by single calls interleave without gaps or repeats."""
     one = make_case_engine(db_url)
     batch = batch_engine(db_url)
-    one.submit(building(0, reduced=1_000_000), actor="applicant")
-    batch.submit_many([SubmitItem(building(i, reduced=1_000_000), "applicant") for i in (1, 2, 3)])
-    one.submit(building(4, reduced=1_000_000), actor="applicant")
+    submit(one, building(0, reduced=1_000_000))
+    ops = staff.operator(batch)
+    batch.submit_many([SubmitItem(building(i, reduced=1_000_000), ops) for i in (1, 2, 3)])
+    submit(one, building(4, reduced=1_000_000))
     with Session(one.db) as s:
         numbers = list(s.execute(select(Notice.doc_number).order_by(Notice.id)).scalars())
         [last] = s.execute(select(DocSerial.last)).scalars().all()

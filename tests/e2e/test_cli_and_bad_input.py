@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 import scenarios as S
+import staff
+from conftest import make_case_engine
 from sqlalchemy import create_engine, func, select, text
 from typer.testing import CliRunner
 
 from cli.main import app
+from models.db import migrate
 from models.settings import get_settings
 from models.tables import Case
 
@@ -20,10 +23,17 @@ runner = CliRunner()
 
 @pytest.fixture
 def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A SQLite file with an operator (`ops`) and two reviewers of 区国资委资产管理科."""
     url = f"sqlite:///{tmp_path}/cli.db"
     monkeypatch.setenv("RELIEF_DATABASE_URL", url)
     monkeypatch.setenv("RELIEF_NOW", "2022-12-30T10:00:00+08:00")
     get_settings.cache_clear()
+    migrate(url)
+    engine = make_case_engine(url)
+    staff.account(engine, "ops", role="operator")
+    for name in ("wangyu", "lisi"):
+        staff.account(engine, name, role="reviewer", bureau="sasac", section="asset_mgmt")
+    engine.db.dispose()
     yield url
     get_settings.cache_clear()
 
@@ -152,7 +162,8 @@ def test_bad_input_is_named_and_writes_nothing(
     rule: str,
     zh: str,
 ) -> None:
-    result = invoke(command, write(tmp_path, data), "--json")
+    who = ["--as", "ops"] if command == "submit" else []
+    result = invoke(command, write(tmp_path, data), "--json", *who)
     assert result.exit_code == 2, result.stdout
     out = json.loads(result.stdout)
     assert out["ok"] is False
@@ -167,13 +178,15 @@ def test_bad_input_is_named_and_writes_nothing(
 def test_broken_json_is_an_input_error(cli_env: str, tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text('{"type": "loan_subsidy", ', encoding="utf-8")
-    result = invoke("submit", str(path))
+    result = invoke("submit", str(path), "--as", "ops")
     assert result.exit_code == 2
     assert cases_in(cli_env) == 0
 
 
 def test_submit_status_history_from_stdin(cli_env: str) -> None:
-    result = invoke("submit", "-", "--json", stdin=json.dumps(S.application("LOAN-01")))
+    result = invoke(
+        "submit", "-", "--json", "--as", "ops", stdin=json.dumps(S.application("LOAN-01"))
+    )
     assert result.exit_code == 0, result.stdout
     [case] = json.loads(result.stdout)
     assert case["state"] == "under_review"
@@ -187,17 +200,22 @@ def test_submit_status_history_from_stdin(cli_env: str) -> None:
 
 def test_review_and_fire_through_the_cli(cli_env: str, tmp_path: Path) -> None:
     [case] = json.loads(
-        invoke("submit", write(tmp_path, S.application("RENT-01")), "--json").stdout
+        invoke("submit", write(tmp_path, S.application("RENT-01")), "--json", "--as", "ops").stdout
     )
     status = json.loads(invoke("status", case["case_no"], "--json").stdout)
     [task] = status["tasks"]
-    assert invoke("review", str(task["id"]), "pass", "--actor", "王玉").exit_code == 0
-    stale = invoke("fire", case["case_no"], "approve", "--version", "1")
+    assert invoke("review", str(task["id"]), "pass", "--as", "wangyu").exit_code == 0
+    same = invoke("fire", case["case_no"], "approve", "--as", "wangyu")
+    assert same.exit_code == 3 and "职责分离" in same.stderr  # the reviewer may not decide
+    stale = invoke("fire", case["case_no"], "approve", "--version", "1", "--as", "lisi")
     assert stale.exit_code == 3 and "刷新后重试" in stale.stderr
-    done = invoke("fire", case["case_no"], "approve", "--actor", "王玉")
+    done = invoke("fire", case["case_no"], "approve", "--as", "lisi")
     assert done.exit_code == 0 and "办结" in done.stdout
-    refused = invoke("fire", case["case_no"], "approve")
-    assert refused.exit_code == 3 and "不能执行" in refused.stderr
+    refused = invoke("fire", case["case_no"], "approve", "--as", "lisi")
+    assert refused.exit_code == 3 and "已办理" in refused.stderr
+    nobody = invoke("fire", case["case_no"], "approve", "--as", "nobody")
+    assert nobody.exit_code == 3 and "不存在" in nobody.stderr
+    assert "--as" in invoke("fire", case["case_no"], "approve").stderr  # who must be said
 
 
 def test_schema_prints_json_schema() -> None:
@@ -217,7 +235,7 @@ def test_register_import(cli_env: str, tmp_path: Path) -> None:
     assert "导入1条" in invoke("register", "import-7", str(csv)).stdout
     assert "导入0条" in invoke("register", "import-7", str(csv)).stdout  # idempotent
     [case] = json.loads(
-        invoke("submit", write(tmp_path, S.application("LOAN-01")), "--json").stdout
+        invoke("submit", write(tmp_path, S.application("LOAN-01")), "--json", "--as", "ops").stdout
     )
     assert json.loads(invoke("status", case["case_no"], "--json").stdout)["decision"] == "refused"
 
@@ -226,7 +244,7 @@ def test_account_create(cli_env: str) -> None:
     out = invoke(
         "account",
         "create",
-        "wangyu",
+        "wangyu2",
         "--role",
         "reviewer",
         "--bureau",
@@ -241,8 +259,10 @@ def test_account_create(cli_env: str) -> None:
     assert len(token) > 30
     engine = create_engine(cli_env)
     with engine.connect() as conn:
-        stored = conn.execute(text("select token_hash, password_hash from account")).one()
+        stored = conn.execute(
+            text("select token_hash, password_hash from account where username = 'wangyu2'")
+        ).one()
     engine.dispose()
     assert token not in stored[0] and stored[1].startswith("scrypt$")  # only hashes are kept
-    assert invoke("account", "create", "wangyu", "--role", "operator").exit_code == 2  # taken
+    assert invoke("account", "create", "wangyu2", "--role", "operator").exit_code == 2  # taken
     assert invoke("account", "create", "x", "--role", "reviewer", "--bureau", "nope").exit_code == 2

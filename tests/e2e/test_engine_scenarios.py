@@ -8,8 +8,9 @@ from decimal import Decimal
 
 import pytest
 import scenarios as S
+import staff
 from conftest import make_case_engine
-from drive import case, count, decide, tasks
+from drive import case, count, decide, submit, tasks
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -26,14 +27,15 @@ from models.tables import (
     RentWaiverRecord,
 )
 from states.civil_dates import SHANGHAI
-from states.engine import CaseEngine, TransitionRefused
+from states.engine import CaseEngine
+from states.errors import TransitionRefused
 from states.rules import Prior7Entry
 
 D = Decimal
 
 
 def submit_one(engine: CaseEngine, sid: str) -> int:
-    [result] = engine.submit(S.application(sid), actor="applicant")
+    [result] = submit(engine, S.application(sid))
     assert result.state == "under_review", result
     return result.case_id
 
@@ -53,7 +55,7 @@ def test_state_property_rent_waived(engine: CaseEngine, sid: str, amount: str, m
 
 
 def test_chain_store_cases_per_store(engine: CaseEngine) -> None:
-    results = engine.submit(S.application("RENT-03"), actor="applicant")
+    results = submit(engine, S.application("RENT-03"))
     assert [r.state for r in results] == ["under_review"] * 3
     for r in results:
         decide(engine, r.case_id, approve=True)
@@ -68,13 +70,14 @@ def test_refused_cases_cannot_be_approved_and_end_rejected(engine: CaseEngine, s
     case_id = submit_one(engine, sid)
     for task in tasks(engine, case_id, kind="review"):
         assert task.id is not None
-        engine.decide_task(task.id, decision="pass", actor="reviewer")
+        engine.decide_task(task.id, decision="pass", actor=staff.of_task(engine, task))
     if case(engine, case_id).state == "awaiting_confirmation":
-        engine.fire(case_id, "confirm", actor="confirmer")
+        engine.fire(case_id, "confirm", actor=staff.holder(engine, case_id, "confirm"))
+    decider = staff.holder(engine, case_id, "decide")
     with pytest.raises(TransitionRefused) as refused:
-        engine.fire(case_id, "approve", actor="decider")
+        engine.fire(case_id, "approve", actor=decider)
     assert "审查规则认定符合条件" in refused.value.message_zh
-    result = engine.fire(case_id, "reject", actor="decider", payload={"reason": "不符合条件"})
+    result = engine.fire(case_id, "reject", actor=decider, payload={"reason": "不符合条件"})
     assert result.state == "rejected"
     kinds = [n.kind for n in _notices(engine, case_id)]
     assert kinds[-1] == "decision_refused"
@@ -94,7 +97,7 @@ def test_double_benefit_from_register_refuses(engine: CaseEngine) -> None:
     )
     application = S.application("RENT-06")
     application["enjoyed_under_7"] = False  # the register alone must catch it
-    [result] = engine.submit(application, actor="applicant")
+    [result] = submit(engine, application)
     row = case(engine, result.case_id)
     assert row.decision == "refused" and row.manual_review
     assert decide(engine, result.case_id, approve=False).state == "rejected"
@@ -134,14 +137,15 @@ def test_second_application_finds_cap_used_up(engine: CaseEngine) -> None:
     second["applicant"]["property"]["property_id"] = "PARK-1"
     second["applicant"]["role"] = "owner"
     second["confirmed_total_reduced"] = 100000
-    [a] = engine.submit(first, actor="operator")
-    [b] = engine.submit(second, actor="owner")
+    [a] = submit(engine, first)
+    [b] = submit(engine, second)
     decide(engine, a.case_id, approve=True)
     with pytest.raises(TransitionRefused) as refused:
         decide(engine, b.case_id, approve=True)
     assert "封顶额度已用尽" in refused.value.message_zh
+    decider = staff.holder(engine, b.case_id, "decide")
     assert (
-        engine.fire(b.case_id, "reject", actor="区政府", payload={"reason": "额度已用尽"}).state
+        engine.fire(b.case_id, "reject", actor=decider, payload={"reason": "额度已用尽"}).state
         == "rejected"
     )
 
@@ -149,12 +153,17 @@ def test_second_application_finds_cap_used_up(engine: CaseEngine) -> None:
 def test_loan_more_information_loop_then_paid_order(engine: CaseEngine) -> None:
     case_id = submit_one(engine, "LOAN-01")
     assert {t.unit for t in tasks(engine, case_id)} == {"区金融办金融发展科", "区国资委财务预算科"}
-    engine.fire(case_id, "request_info", actor="reviewer", payload={"items": ["利息支付凭证"]})
+    engine.fire(
+        case_id,
+        "request_info",
+        actor=staff.holder(engine, case_id, "review", n=1),
+        payload={"items": ["利息支付凭证"]},
+    )
     assert case(engine, case_id).state == "more_info_requested"
     engine.fire(
         case_id,
         "supply_info",
-        actor="applicant",
+        actor=staff.applicant_of_case(engine, case_id),
         payload={"facts": {"eligible_interest": "400000"}},
     )
     assert case(engine, case_id).amount_ceiling == D(200000) + D(100000)  # re-assessed
@@ -171,15 +180,15 @@ def test_guarantee_cap_is_per_enterprise_across_cases(engine: CaseEngine) -> Non
     b["loans"] = [b["loans"][1]]
     b["eligible_interest"] = 0
     b["guarantee_fee_paid"] = 30000
-    [ra] = engine.submit(a, actor="applicant")
-    [rb] = engine.submit(b, actor="applicant")
+    [ra] = submit(engine, a)
+    [rb] = submit(engine, b)
     decide(engine, ra.case_id, approve=True)
     with pytest.raises(TransitionRefused):
         decide(engine, rb.case_id, approve=True)  # 100,000 already granted to this enterprise
 
 
 def test_licence_ex_officio_grant(engine: CaseEngine) -> None:
-    [result] = engine.grant_ex_officio(S.application("LIC-01"), actor="区市场监管局")
+    [result] = engine.grant_ex_officio(S.application("LIC-01"), actor=staff.system(engine))
     assert result.state == "closed"
     assert [s.trigger for s in result.steps] == ["grant_ex_officio", "apply_effect", "close"]
     with Session(engine.db) as s:
@@ -191,15 +200,13 @@ def test_licence_ex_officio_grant(engine: CaseEngine) -> None:
 def test_licence_pending_lift_then_lifted(engine: CaseEngine) -> None:
     application = S.application("LIC-02")
     del application["lockdown_lift_date"]
-    case_id = (
-        submit_one(engine, "LIC-02") if False else engine.submit(application, actor="a")[0].case_id
-    )
+    case_id = submit_one(engine, "LIC-02") if False else submit(engine, application)[0].case_id
     result = decide(engine, case_id, approve=True)
     assert result.state == "extended_pending_lift"
     lifted = engine.fire(
         case_id,
         "lockdown_lifted",
-        actor="区市场监管局",
+        actor=staff.operator(engine),
         payload={"facts": {"lockdown_lift_date": "2022-11-20"}},
     )
     assert lifted.state == "closed"
@@ -211,7 +218,7 @@ def test_licence_pending_lift_then_lifted(engine: CaseEngine) -> None:
 def test_licence_with_lift_date_and_not_applicable(engine: CaseEngine) -> None:
     case_id = submit_one(engine, "LIC-02")
     assert decide(engine, case_id, approve=True).state == "closed"
-    [other] = engine.submit(S.application("LIC-03"), actor="a")
+    [other] = submit(engine, S.application("LIC-03"))
     assert other.state == "not_accepted"
     assert [n.kind for n in _notices(engine, other.case_id)] == ["not_accepted"]
 
@@ -224,7 +231,7 @@ def test_credit_exemption_recorded(engine: CaseEngine) -> None:
 
 def test_late_filing_not_accepted(db_url: str) -> None:
     engine = make_case_engine(db_url, datetime(2023, 1, 10, 9, tzinfo=SHANGHAI))
-    [result] = engine.submit(S.application("VAL-01"), actor="applicant")
+    [result] = submit(engine, S.application("VAL-01"))
     assert result.state == "not_accepted"
     assert case(engine, result.case_id).assessment["checks"][0]["code"] == "window"
 
@@ -232,15 +239,15 @@ def test_late_filing_not_accepted(db_url: str) -> None:
 @pytest.mark.parametrize("variant", range(3))
 def test_invalid_uscc_writes_nothing(engine: CaseEngine, variant: int) -> None:
     with pytest.raises(InvalidApplication) as bad:
-        engine.submit(S.invalid_variants()[variant], actor="applicant")
+        submit(engine, S.invalid_variants()[variant])
     assert bad.value.errors[0].field == "applicant.uscc"
     for table in (Applicant, Case, CaseEvent, Notice):
         assert count(engine, table) == 0
 
 
 def test_submission_key_makes_resubmission_harmless(engine: CaseEngine) -> None:
-    first = engine.submit(S.application("RENT-03"), actor="a", request_key="batch-1:RENT-03")
-    again = engine.submit(S.application("RENT-03"), actor="a", request_key="batch-1:RENT-03")
+    first = submit(engine, S.application("RENT-03"), request_key="batch-1:RENT-03")
+    again = submit(engine, S.application("RENT-03"), request_key="batch-1:RENT-03")
     assert [r.case_id for r in again] == [r.case_id for r in first]
     assert all(r.replayed for r in again)
     assert count(engine, Case) == 3

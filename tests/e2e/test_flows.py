@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import scenarios as S
+import staff
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -51,37 +52,68 @@ def write_json(path: Path, data: Any) -> Path:
     return path
 
 
-def open_rows(kind: str) -> list[dict[str, Any]]:
-    """Each section's actions on its open tasks: pass/approve what the rules allow."""
+def open_rows(kind: str) -> dict[str, list[dict[str, Any]]]:
+    """Each reviewer's actions on their section's open tasks: pass/approve what the rules
+    allow. The first reviewer of a section reviews, the second confirms and decides."""
     engine = case_engine()
-    rows = []
+    rows: dict[str, list[dict[str, Any]]] = {}
     with Session(engine.db) as s:
-        for t in s.exec(
-            select(ReviewTask).where(col(ReviewTask.kind) == kind, col(ReviewTask.status) == "open")
-        ).all():
-            case = s.get(Case, t.case_id)
-            assert case is not None
-            ok = case.decision in (
-                "granted",
-                "partially_granted",
-                "extended",
-                "extended_ex_officio",
-            )
-            unit = f"{t.bureau_code}.{t.section_code}" if t.section_code else t.bureau_code
-            action = {
-                "review": "review_pass" if ok else "review_fail",
-                "confirm": "confirm",
-                "decide": "approve" if ok else "reject",
-            }[kind]
-            rows.append(
-                {
-                    "case_no": case.case_no,
-                    "unit": unit,
-                    "action": action,
-                    "reason": None if ok else "不符合条件",
-                }
-            )
+        found = [
+            (t, s.get(Case, t.case_id))
+            for t in s.exec(
+                select(ReviewTask).where(
+                    col(ReviewTask.kind) == kind, col(ReviewTask.status) == "open"
+                )
+            ).all()
+        ]
+    # accounts are made after the read session ends (SQLite has one writer at a time)
+    for t, case in found:
+        assert case is not None
+        ok = case.decision in (
+            "granted",
+            "partially_granted",
+            "extended",
+            "extended_ex_officio",
+        )
+        unit = f"{t.bureau_code}.{t.section_code}" if t.section_code else t.bureau_code
+        action = {
+            "review": "review_pass" if ok else "review_fail",
+            "confirm": "confirm",
+            "decide": "approve" if ok else "reject",
+        }[kind]
+        who = staff.reviewer(engine, unit, 1 if kind == "review" else 2)
+        rows.setdefault(who.username, []).append(
+            {
+                "case_no": case.case_no,
+                "unit": unit,
+                "action": action,
+                "reason": None if ok else "不符合条件",
+            }
+        )
     return rows
+
+
+def intake_params(path: Path, batch_id: str | None = None) -> IntakeParams:
+    """An intake batch entered by an operator."""
+    return IntakeParams(
+        file=path, batch_id=batch_id, account=staff.operator(case_engine()).username
+    )
+
+
+def decide_all(tmp_path: Path) -> list[DecisionsParams]:
+    """Every reviewer's spreadsheet of each round, run as a flow; the params, for re-runs."""
+    done = []
+    for n, kind in enumerate(("review", "confirm", "decide"), start=1):
+        for account, rows in sorted(open_rows(kind).items()):
+            params = DecisionsParams(
+                file=write_json(tmp_path / f"d{n}-{account}.json", rows),
+                batch_id=f"d{n}-{account}",
+                account=account,
+            )
+            result = bureau_decisions_flow(params)
+            assert not result.refused, result.refused
+            done.append(params)
+    return done
 
 
 def snapshot() -> dict[str, Any]:
@@ -120,7 +152,7 @@ def test_all_types_to_closed_and_reruns_change_nothing(flow_db: str, tmp_path: P
     apps = write_json(
         tmp_path / "apps.json", [S.application(sid) for sid in CORE] + [{"type": "loan_subsidy"}]
     )
-    intake = IntakeParams(file=apps, batch_id="b1")
+    intake = intake_params(apps, "b1")
     summary = intake_flow(intake)
     assert summary.invalid == 1 and summary.submitted == len(CORE)
     engine = case_engine()
@@ -135,20 +167,18 @@ def test_all_types_to_closed_and_reruns_change_nothing(flow_db: str, tmp_path: P
         tmp_path / "d0.json",
         [{"case_no": loan.case_no, "action": "request_info", "items": "利息凭证"}],
     )
-    assert bureau_decisions_flow(DecisionsParams(file=more)).applied == 1
+    reviewer = staff.holder(engine, loan.id or 0, "review", n=1)
+    assert bureau_decisions_flow(DecisionsParams(file=more, account=reviewer.username)).applied == 1
     assert loan.id is not None
     engine.fire(
-        loan.id, "supply_info", actor="applicant", payload={"facts": {"eligible_interest": 480000}}
+        loan.id,
+        "supply_info",
+        actor=staff.applicant_of_case(engine, loan.id),
+        payload={"facts": {"eligible_interest": 480000}},
     )
 
     runs: list[tuple[Any, Any]] = [(intake_flow, intake)]
-    for n, kind in enumerate(("review", "confirm", "decide"), start=1):
-        params = DecisionsParams(
-            file=write_json(tmp_path / f"d{n}.json", open_rows(kind)), batch_id=f"d{n}"
-        )
-        result = bureau_decisions_flow(params)
-        assert not result.refused, result.refused
-        runs.append((bureau_decisions_flow, params))
+    runs += [(bureau_decisions_flow, params) for params in decide_all(tmp_path)]
     pay = PayoutParams(adapter="file")
     out = payout_flow(pay)
     assert out.sent_in_files == 3  # the subsidies: incubator, building, loan
@@ -178,16 +208,11 @@ def test_all_types_to_closed_and_reruns_change_nothing(flow_db: str, tmp_path: P
 def test_counts_match_the_paper(flow_db: str, tmp_path: Path) -> None:
     """The payout instruction file has one line per ordered payout, amounts to the fen."""
     intake_flow(
-        IntakeParams(
-            file=write_json(
-                tmp_path / "a.json", [S.application("RENT-07"), S.application("RENT-08")]
-            )
+        intake_params(
+            write_json(tmp_path / "a.json", [S.application("RENT-07"), S.application("RENT-08")])
         )
     )
-    for n, kind in enumerate(("review", "confirm", "decide"), start=1):
-        bureau_decisions_flow(
-            DecisionsParams(file=write_json(tmp_path / f"d{n}.json", open_rows(kind)))
-        )
+    decide_all(tmp_path)
     out = payout_flow(PayoutParams(adapter="file"))
     [path] = out.files
     lines = list(csv.DictReader(Path(path).open(encoding="utf-8")))
@@ -196,11 +221,8 @@ def test_counts_match_the_paper(flow_db: str, tmp_path: Path) -> None:
 
 
 def test_reconciliation_failure_retries_then_incident(flow_db: str, tmp_path: Path) -> None:
-    intake_flow(IntakeParams(file=write_json(tmp_path / "a.json", [S.application("RENT-07")])))
-    for n, kind in enumerate(("review", "confirm", "decide"), start=1):
-        bureau_decisions_flow(
-            DecisionsParams(file=write_json(tmp_path / f"d{n}.json", open_rows(kind)))
-        )
+    intake_flow(intake_params(write_json(tmp_path / "a.json", [S.application("RENT-07")])))
+    decide_all(tmp_path)
     engine = case_engine()
     for attempt in range(1, engine.settings.payout_max_attempts + 1):
         out = payout_flow(PayoutParams(adapter="file"))
@@ -226,16 +248,11 @@ def test_half_written_instruction_file_is_rewritten_not_duplicated(
     flow_db: str, tmp_path: Path
 ) -> None:
     intake_flow(
-        IntakeParams(
-            file=write_json(
-                tmp_path / "a.json", [S.application("RENT-07"), S.application("LOAN-01")]
-            )
+        intake_params(
+            write_json(tmp_path / "a.json", [S.application("RENT-07"), S.application("LOAN-01")])
         )
     )
-    for n, kind in enumerate(("review", "confirm", "decide"), start=1):
-        bureau_decisions_flow(
-            DecisionsParams(file=write_json(tmp_path / f"d{n}.json", open_rows(kind)))
-        )
+    decide_all(tmp_path)
     [path] = payout_flow(PayoutParams(adapter="file")).files
     content = Path(path).read_text(encoding="utf-8")
     engine = case_engine()
@@ -286,7 +303,7 @@ def test_sla_sweep_across_a_weekend(
     monkeypatch.setenv("RELIEF_SLA_REMIND_WORKING_DAYS", "1")
     monkeypatch.setenv("RELIEF_NOW", "2022-07-15T10:00:00+08:00")  # a Friday
     get_settings.cache_clear()
-    intake_flow(IntakeParams(file=write_json(tmp_path / "a.json", [S.application("RENT-01")])))
+    intake_flow(intake_params(write_json(tmp_path / "a.json", [S.application("RENT-01")])))
     engine = case_engine()
     assert _task_due(engine).due_on.isoformat() == "2022-07-18"  # Monday, not Saturday
     saturday = datetime(2022, 7, 16, 9, tzinfo=SHANGHAI)
@@ -313,7 +330,7 @@ def test_sla_sweep_across_national_day_with_clock_stopped(
     monkeypatch.setenv("RELIEF_SLA_REMIND_WORKING_DAYS", "0")
     monkeypatch.setenv("RELIEF_NOW", "2022-09-29T10:00:00+08:00")  # Thursday before 国庆
     get_settings.cache_clear()
-    intake_flow(IntakeParams(file=write_json(tmp_path / "a.json", [S.application("CRED-01")])))
+    intake_flow(intake_params(write_json(tmp_path / "a.json", [S.application("CRED-01")])))
     engine = case_engine()
     # 9-30 (Fri), then 10-01..07 holiday, 10-08 and 10-09 are 调休 working days
     assert _task_due(engine).due_on.isoformat() == "2022-10-09"
@@ -321,12 +338,17 @@ def test_sla_sweep_across_national_day_with_clock_stopped(
     assert sla_flow(SlaParams(now=holiday)).escalated == 0
     # the reviewer asks the applicant for more on 9-30; the applicant answers on 10-10
     case = engine.fire(
-        _task_due(engine).case_id, "request_info", actor="信用科", payload={"items": ["说明"]}
+        _task_due(engine).case_id,
+        "request_info",
+        actor=staff.reviewer(engine, "samr.credit"),
+        payload={"items": ["说明"]},
     )
     late = datetime(2022, 10, 12, 9, tzinfo=SHANGHAI)
     assert sla_flow(SlaParams(now=late)).escalated == 0  # the clock is stopped
     answered = case_engine(now=datetime(2022, 10, 10, 9, tzinfo=SHANGHAI))
-    answered.fire(case.case_id, "supply_info", actor="applicant")
+    answered.fire(
+        case.case_id, "supply_info", actor=staff.applicant_of_case(answered, case.case_id)
+    )
     # paused 9-29 → 10-10 = 4 working days (9-30, 10-08, 10-09, 10-10): due moves 10-09 → 10-13
     assert _task_due(engine).due_on.isoformat() == "2022-10-13"
     assert sla_flow(SlaParams(now=late)).escalated == 0

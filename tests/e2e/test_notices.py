@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 import scenarios as S
+import staff
 from aiosmtpd.controller import Controller
 from conftest import FIXED_NOW, make_case_engine
-from drive import decide, pass_reviews, tasks
+from drive import decide, pass_reviews, submit, tasks
 from smtp_sink import Sink
 from sqlmodel import Session, col, select
 
@@ -57,69 +58,81 @@ def every_kind(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Notice]:
     migrate(url)
     auto = make_case_engine(url)
     out: dict[str, Notice] = {}
-    [inc] = auto.submit(S.application("RENT-07"), actor="a")
+    [inc] = submit(auto, S.application("RENT-07"))
     decide(auto, inc.case_id, approve=True)
-    auto.fire(inc.case_id, "record_payment", actor="treasury", payload={"external_ref": "GK000001"})
+    auto.fire(
+        inc.case_id,
+        "record_payment",
+        actor=staff.system(auto),
+        payload={"external_ref": "GK000001"},
+    )
     for kind in ("acceptance", "decision_partial", "payout"):
         out[kind] = one(auto, inc.case_id, kind)
-    [loan] = auto.submit(S.application("LOAN-01"), actor="a")
+    [loan] = submit(auto, S.application("LOAN-01"))
     auto.fire(
         loan.case_id,
         "request_info",
-        actor="r",
+        actor=staff.holder(auto, loan.case_id, "review", n=1),
         payload={"items": ["2022年贷款利息支付凭证"], "deadline": "2023-01-13"},
     )
-    auto.fire(loan.case_id, "supply_info", actor="a")
+    auto.fire(loan.case_id, "supply_info", actor=staff.applicant_of_case(auto, loan.case_id))
     decide(auto, loan.case_id, approve=True)
     out["more_info"] = one(auto, loan.case_id, "more_info")
     out["decision_granted"] = one(auto, loan.case_id, "decision_granted")
-    [rent] = auto.submit(S.application("RENT-01"), actor="a")
+    [rent] = submit(auto, S.application("RENT-01"))
     decide(auto, rent.case_id, approve=True)
     out["decision_granted_civil"] = one(auto, rent.case_id, "decision_granted")
-    [refused] = auto.submit(S.application("CRED-02"), actor="a")
+    [refused] = submit(auto, S.application("CRED-02"))
     decide(auto, refused.case_id, approve=False)
     out["decision_refused"] = one(auto, refused.case_id, "decision_refused")
-    [na] = auto.submit(S.application("LIC-03"), actor="a")
+    [na] = submit(auto, S.application("LIC-03"))
     out["not_accepted"] = one(auto, na.case_id, "not_accepted")
-    [lic] = auto.submit(S.application("LIC-02"), actor="a")
+    [lic] = submit(auto, S.application("LIC-02"))
     decide(auto, lic.case_id, approve=True)
     out["extension"] = one(auto, lic.case_id, "extension")
-    [w] = auto.submit(S.application("CRED-01"), actor="a")
-    auto.fire(w.case_id, "withdraw", actor="a")
+    [w] = submit(auto, S.application("CRED-01"))
+    auto.fire(w.case_id, "withdraw", actor=staff.applicant_of_case(auto, w.case_id))
     out["withdrawn"] = one(auto, w.case_id, "withdrawn")
-    [x] = auto.submit(S.application("CRED-01"), actor="a")
-    auto.fire(x.case_id, "expire", actor="sla", payload={"reason": "申请人逾期未补充材料"})
+    [x] = submit(auto, S.application("CRED-01"))
+    auto.fire(
+        x.case_id, "expire", actor=staff.system(auto), payload={"reason": "申请人逾期未补充材料"}
+    )
     out["expired"] = one(auto, x.case_id, "expired")
-    [t] = auto.submit(S.application("LOAN-03"), actor="a")
+    [t] = submit(auto, S.application("LOAN-03"))
     [task] = [tk for tk in tasks(auto, t.case_id) if tk.bureau_code == "finance_office"]
     assert task.id is not None
-    auto.note_task(task.id, kind="reminder", actor="sla")
-    auto.note_task(task.id, kind="escalation", actor="sla")
+    auto.note_task(task.id, kind="reminder", actor=staff.system(auto))
+    auto.note_task(task.id, kind="escalation", actor=staff.system(auto))
     out["task_reminder"] = one(auto, t.case_id, "task_reminder")
     out["task_escalation"] = one(auto, t.case_id, "task_escalation")
 
     manual = CaseEngine(
         auto.db, settings=Settings(database_url=url, intake_review=True), clock=Clock(FIXED_NOW)
     )
-    [c] = manual.submit(S.application("CRED-01"), actor="a")
+    [c] = submit(manual, S.application("CRED-01"))
     manual.fire(
         c.case_id,
         "request_correction",
-        actor="受理员",
+        actor=staff.intake_officer(manual, "samr.credit"),
         payload={
             "items": ["行政处罚决定书复印件", "因疫情影响导致失信的说明及证明材料"],
             "deadline": "2023-01-13",
         },
     )
     out["correction"] = one(manual, c.case_id, "correction")
-    [d] = manual.submit(S.application("RENT-01"), actor="a")
-    manual.fire(d.case_id, "accept_deferred", actor="受理员", payload={"items": ["在京纳税证明"]})
+    [d] = submit(manual, S.application("RENT-01"))
+    manual.fire(
+        d.case_id,
+        "accept_deferred",
+        actor=staff.holder(manual, d.case_id, "intake", n=1),
+        payload={"items": ["在京纳税证明"]},
+    )
     out["deferred_acceptance"] = one(manual, d.case_id, "deferred_acceptance")
     return out
 
 
 def normalise(text: str) -> str:
-    return re.sub(r"查询码：\d{6}", "查询码：<查询码>", text)
+    return re.sub(r"查询码：[0-9A-Z]{5}-[0-9A-Z]{5}", "查询码：<查询码>", text)
 
 
 KINDS = [
@@ -273,9 +286,9 @@ def test_smtp_down_then_up_delivers_each_notice_once(flow_db: str, smtp_port: in
     from flows.common import case_engine
 
     engine = case_engine()
-    [r] = engine.submit(with_contact("RENT-07", email="incubator@example.com"), actor="a")
+    [r] = submit(engine, with_contact("RENT-07", email="incubator@example.com"))
     decide(engine, r.case_id, approve=True)
-    [q] = engine.submit(with_contact("CRED-01", name="示例企业"), actor="a")  # no channel
+    [q] = submit(engine, with_contact("CRED-01", name="示例企业"))  # no channel
     first = outbox_flow(OutboxParams())
     assert first.retry_later == 2 and first.delivered == 0 and first.no_channel == 1
     with Session(engine.db) as s:
@@ -315,7 +328,7 @@ def test_sms_webhook_delivery_and_permanent_failure(
     from flows.common import case_engine
 
     engine = case_engine()
-    [r] = engine.submit(with_contact("LOAN-01", phone="13800000000", notify=["sms"]), actor="a")
+    [r] = submit(engine, with_contact("LOAN-01", phone="13800000000", notify=["sms"]))
     assert outbox_flow(OutboxParams()).delivered == 1
     assert outbox_flow(OutboxParams()).due == 0
     [post] = webhook.posts
@@ -332,7 +345,7 @@ def test_sms_webhook_delivery_and_permanent_failure(
     get_settings.cache_clear()
     try:
         engine = case_engine()
-        engine.submit(with_contact("LOAN-03", phone="139", notify=["sms"]), actor="a")
+        submit(engine, with_contact("LOAN-03", phone="139", notify=["sms"]))
         assert outbox_flow(OutboxParams()).failed == 1
     finally:
         broken.stop()
@@ -350,7 +363,7 @@ def test_retries_run_out_then_incident(
     monkeypatch.setenv("RELIEF_NOTICE_MAX_ATTEMPTS", "2")
     get_settings.cache_clear()
     engine = case_engine()
-    engine.submit(with_contact("CRED-01", email="x@example.com"), actor="a")
+    submit(engine, with_contact("CRED-01", email="x@example.com"))
     outbox_flow(OutboxParams())
     assert outbox_flow(OutboxParams()).failed == 1
     with Session(engine.db) as s:
@@ -366,7 +379,7 @@ def test_backoff_waits_before_the_next_attempt(
     monkeypatch.setenv("RELIEF_NOTICE_RETRY_SECONDS", "600")
     get_settings.cache_clear()
     engine = case_engine()
-    engine.submit(with_contact("CRED-01", email="x@example.com"), actor="a")
+    submit(engine, with_contact("CRED-01", email="x@example.com"))
     assert outbox_flow(OutboxParams()).retry_later == 1
     assert outbox_flow(OutboxParams()).due == 0  # not yet
     later = datetime(2022, 12, 30, 10, 11, tzinfo=SHANGHAI)
@@ -385,10 +398,10 @@ def test_bureau_escalation_goes_to_the_section_head(
     )
     get_settings.cache_clear()
     engine = case_engine()
-    [r] = engine.submit(S.application("CRED-01"), actor="a")
+    [r] = submit(engine, S.application("CRED-01"))
     [task] = tasks(engine, r.case_id)
     assert task.id is not None
-    engine.note_task(task.id, kind="escalation", actor="sla")
+    engine.note_task(task.id, kind="escalation", actor=staff.system(engine))
     sink = Sink()
     controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
     controller.start()
@@ -406,7 +419,7 @@ def test_relief_notices_shows_history(flow_db: str, smtp_port: int) -> None:
     from flows.common import case_engine
 
     engine = case_engine()
-    [r] = engine.submit(with_contact("CRED-01", email="x@example.com"), actor="a")
+    [r] = submit(engine, with_contact("CRED-01", email="x@example.com"))
     outbox_flow(OutboxParams())
     out = CliRunner().invoke(app, ["notices", r.case_no], env={"COLUMNS": "250"})
     assert out.exit_code == 0

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 import scenarios as S
 from conftest import make_case_engine
-from drive import decide
+from drive import decide, submit
 from sqlmodel import Session, col, select
 from treasury_server import Treasury
 
@@ -36,7 +36,7 @@ def treasury() -> Iterator[Treasury]:
 def approved_cases(engine: CaseEngine, n: int) -> list[int]:
     ids = []
     for _ in range(n):
-        [r] = engine.submit(S.application("RENT-07"), actor="applicant")
+        [r] = submit(engine, S.application("RENT-07"))
         assert decide(engine, r.case_id, approve=True).state == "payout_ordered"
         ids.append(r.case_id)
     return ids

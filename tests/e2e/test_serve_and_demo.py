@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import scenarios as S
 from conftest import make_case_engine
-from drive import decide
+from drive import decide, submit
 from sqlmodel import Session, select
 
 from models.tables import Payout
@@ -33,7 +33,7 @@ def test_serve_runs_scheduled_payout_batches(sqlite_url: str, tmp_path: Path) ->
     """On embedded defaults: serve starts its own local Prefect server (the test harness's
     server runs no scheduler), registers the deployments and runs them on schedule."""
     engine = make_case_engine(sqlite_url)
-    [r] = engine.submit(S.application("RENT-07"), actor="applicant")
+    [r] = submit(engine, S.application("RENT-07"))
     decide(engine, r.case_id, approve=True)
     env = {
         **os.environ,

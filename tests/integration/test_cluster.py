@@ -246,8 +246,13 @@ def test_cluster_two_workers_two_apis_survives_a_killed_worker(
         )
         assert batch.status_code == 200, batch.text
         assert batch.json()["submitted"] == CASES, batch.json()
-        web = httpx.Client(base_url=urls[0], timeout=30)
-        login = web.post("/login", data={"username": "zgc_a", "password": "pw-zgc_a"})
+        web = httpx.Client(timeout=30)  # the login form from API 1, posted to API 0
+        form = web.get(f"{urls[1]}/login")
+        [token] = re.findall(r'name="csrf_token" value="([^"]+)"', form.text)
+        login = web.post(
+            f"{urls[0]}/login",
+            data={"username": "zgc_a", "password": "pw-zgc_a", "csrf_token": token},
+        )
         assert login.status_code == 303 and "relief_session" in web.cookies
         page = httpx.get(f"{urls[1]}/bureau/tasks", cookies=dict(web.cookies), timeout=30)
         assert page.status_code == 200 and "DC-2022-" in page.text

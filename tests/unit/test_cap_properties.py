@@ -8,7 +8,7 @@ from pathlib import Path
 
 import scenarios as S
 from conftest import make_case_engine
-from drive import decide
+from drive import decide, submit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +16,7 @@ from models.db import migrate
 from models.input_errors import parse_application
 from states.catalog import assess
 from states.edition import all_editions
-from states.engine import TransitionRefused
+from states.errors import TransitionRefused
 
 EDITION = all_editions()[0]
 CAP = EDITION.rent_park_subsidy.cap_per_property.value
@@ -103,7 +103,7 @@ def test_engine_grants_never_exceed_the_building_cap(
         data["applicant"]["property"]["property_id"] = "B-1"
         data["prior_subsidy_for_this_property"] = 0
         data["confirmed_total_reduced"] = total
-        [r] = engine.submit(data, actor="a")
+        [r] = submit(engine, data)
         try:
             decide(engine, r.case_id, approve=True)
         except TransitionRefused:

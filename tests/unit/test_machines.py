@@ -94,3 +94,34 @@ def test_applicant_visible_notices_are_declared_on_transitions() -> None:
     declared = {n for m in MACHINES.values() for r in m.rows() for n in r.effects.notices}
     # every applicant notice is owed by a transition; bureau notices come from the SLA sweep
     assert declared == set(NoticeKind) - BUREAU_NOTICES
+
+
+ENGINE_STEPS = {"review", "note_task", "claim_task"}  # CaseEngine methods, not machine rows
+
+
+@pytest.mark.parametrize("name", sorted(MACHINES))
+def test_who_may_fire_what_is_declared_for_every_trigger(name: str) -> None:
+    """A trigger someone fires has a permit; a trigger only the engine fires has none."""
+    machine = MACHINES[name]
+    triggers = {r.trigger for r in machine.rows()}
+    automatic = {r.trigger for r in machine.rows() if r.auto}
+    explicit = {r.trigger for r in machine.rows() if not r.auto}
+    for trigger in explicit:
+        assert machine.permit_for(trigger) is not None, trigger
+    for trigger in automatic - explicit:
+        assert machine.permit_for(trigger) is None, trigger
+    assert set(machine.permits) - triggers - ENGINE_STEPS <= {"grant_ex_officio", "lockdown_lifted"}
+    for trigger, permit in machine.permits.items():
+        assert permit.roles, trigger
+        if permit.task:  # a task is held by a section's staff only
+            assert permit.roles <= {"reviewer", "intake_officer"}, trigger
+
+
+def test_the_deciding_steps_keep_the_reviewer_out() -> None:
+    machine = next(iter(MACHINES.values()))
+    for trigger in ("confirm", "approve", "reject"):
+        permit = machine.permit_for(trigger)
+        assert permit is not None and permit.not_the_reviewer, trigger
+    for trigger in ("resubmit", "supply_info", "withdraw"):
+        permit = machine.permit_for(trigger)
+        assert permit is not None and set(permit.roles) == {"applicant"}, trigger

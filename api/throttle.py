@@ -1,0 +1,186 @@
+"""猜测限制 — failed sign-ins, bad tokens and wrong query codes slow down, then lock.
+
+Counted per account (or case) and per client address, in the database, so that every API
+process applies one limit (a count alternating between two processes locks at the same
+number). After `backoff_after` failures each further attempt must wait (1 s, doubling, at most
+`backoff_max_seconds`); an attempt made during the wait is refused without being checked and
+counts as a failure. At `lock_after` failures the key is locked: an account until an operator
+lifts it, an address or a case for `lock_minutes`. A quiet `window_minutes` starts a fresh
+count. Locks are visible to operators (`relief lock list`, /operator) and can be lifted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, select
+
+from models.db import insert_if_absent
+from models.settings import Settings
+from models.tables import AuthThrottle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limit:
+    scope: str
+    backoff_after: int
+    lock_after: int
+    lock_minutes: int | None  # None: until an operator lifts it
+    window_minutes: int
+    backoff_max_seconds: int
+
+
+def limits(settings: Settings) -> dict[str, Limit]:
+    """The limits of each scope, from the settings (docs/security.md gives the reasons)."""
+    s = settings
+    window, cap = s.throttle_window_minutes, s.throttle_backoff_max_seconds
+    return {
+        "login_account": Limit("login_account", s.login_backoff_after, s.login_lock_after,
+                               None, window, cap),
+        "login_address": Limit("login_address", s.login_backoff_after, s.address_lock_after,
+                               s.address_lock_minutes, window, cap),
+        "token_address": Limit("token_address", s.login_backoff_after, s.address_lock_after,
+                               s.address_lock_minutes, window, cap),
+        # a case's count only starts afresh after a quiet day: at most lock_after - 1 wrong
+        # codes a day, whatever the number of addresses (docs/security.md has the arithmetic)
+        "status_case": Limit("status_case", s.status_backoff_after, s.status_case_lock_after,
+                             s.status_case_lock_minutes, s.status_case_lock_minutes, cap),
+        "status_address": Limit("status_address", s.status_backoff_after,
+                                s.address_lock_after, s.address_lock_minutes, window, cap),
+    }  # fmt: skip
+
+
+SCOPE_ZH = {
+    "login_account": "账户登录",
+    "login_address": "登录（来源地址）",
+    "token_address": "访问令牌（来源地址）",
+    "status_case": "进度查询（案件）",
+    "status_address": "进度查询（来源地址）",
+}
+
+
+class Throttled(Exception):
+    """Too many failures: refused without looking at what was sent."""
+
+    def __init__(self, message_zh: str, message_en: str, retry_after: int | None) -> None:
+        self.message_zh = message_zh
+        self.message_en = message_en
+        self.retry_after = retry_after
+        super().__init__(message_en)
+
+
+def _locked(row: AuthThrottle, now: datetime) -> bool:
+    return row.locked_at is not None and (row.locked_until is None or row.locked_until > now)
+
+
+def _wait(row: AuthThrottle, limit: Limit) -> timedelta:
+    over = row.failures - limit.backoff_after
+    if over < 0:
+        return timedelta(0)
+    return timedelta(seconds=min(2**over, limit.backoff_max_seconds))
+
+
+def check(db: Engine, limit: Limit, key: str, now: datetime) -> None:
+    """Raise Throttled while `key` is locked or must still wait; otherwise do nothing."""
+    with Session(db) as s:
+        row = s.get(AuthThrottle, (limit.scope, key))
+    if row is None:
+        return
+    if _locked(row, now):
+        until = row.locked_until
+        raise Throttled(
+            "失败次数过多，已暂时锁定"
+            + (f"，请于{until:%Y-%m-%d %H:%M}后再试" if until else "，请联系运营人员解锁"),
+            f"{limit.scope} locked" + (f" until {until.isoformat()}" if until else ""),
+            int((until - now).total_seconds()) + 1 if until else None,
+        )
+    ready = row.last_failure_at + _wait(row, limit)
+    if (row.locked_at is None and now - row.last_failure_at > _window(limit)) or ready <= now:
+        return
+    seconds = int((ready - now).total_seconds()) + 1
+    raise Throttled(
+        f"尝试过于频繁，请{seconds}秒后再试", f"{limit.scope}: retry in {seconds} s", seconds
+    )
+
+
+def _window(limit: Limit) -> timedelta:
+    return timedelta(minutes=limit.window_minutes)
+
+
+def fail(db: Engine, limit: Limit, key: str, now: datetime) -> int:
+    """Count one failure (its own committed transaction); returns the count, locking at the
+    limit. The row is locked while it is counted, so concurrent failures all count."""
+    with Session(db) as s, s.begin():
+        insert_if_absent(
+            s,
+            AuthThrottle,
+            {"scope": limit.scope, "key": key, "failures": 0, "first_failure_at": now,
+             "last_failure_at": now},
+        )  # fmt: skip
+        row = s.exec(
+            select(AuthThrottle)
+            .where(col(AuthThrottle.scope) == limit.scope, col(AuthThrottle.key) == key)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        expired = row.locked_at is not None and not _locked(row, now)
+        stale = row.locked_at is None and now - row.last_failure_at > _window(limit)
+        if expired or (stale and row.failures > 0):
+            row.failures, row.first_failure_at, row.locked_at, row.locked_until = 0, now, None, None
+        row.failures += 1
+        row.last_failure_at = now
+        if row.failures >= limit.lock_after and row.locked_at is None:
+            row.locked_at = now
+            row.locked_until = (
+                now + timedelta(minutes=limit.lock_minutes) if limit.lock_minutes else None
+            )
+            log.warning("%s %r locked after %d failures", limit.scope, key, row.failures)
+        s.add(row)
+        return row.failures
+
+
+def succeed(db: Engine, limit: Limit, key: str) -> None:
+    """A success clears the count of an unlocked key (an account's, not an address's)."""
+    with Session(db) as s, s.begin():
+        s.execute(
+            update(AuthThrottle)
+            .where(
+                col(AuthThrottle.scope) == limit.scope,
+                col(AuthThrottle.key) == key,
+                col(AuthThrottle.locked_at).is_(None),
+            )
+            .values(failures=0)
+        )
+
+
+def current_locks(db: Engine, now: datetime) -> list[AuthThrottle]:
+    """Every key locked now, newest first (what operators see and may lift)."""
+    with Session(db) as s:
+        rows = s.exec(
+            select(AuthThrottle)
+            .where(col(AuthThrottle.locked_at).is_not(None))
+            .order_by(col(AuthThrottle.locked_at).desc())
+        ).all()
+    return [r for r in rows if _locked(r, now)]
+
+
+def lift(db: Engine, scope: str, key: str, *, by: str, now: datetime) -> bool:
+    """An operator lifts a lock: the count starts afresh. False if nothing was locked."""
+    with Session(db) as s, s.begin():
+        done = s.execute(
+            update(AuthThrottle)
+            .where(
+                col(AuthThrottle.scope) == scope,
+                col(AuthThrottle.key) == key,
+                col(AuthThrottle.locked_at).is_not(None),
+            )
+            .values(failures=0, locked_at=None, locked_until=None, lifted_by=by, lifted_at=now)
+        )
+    if done.rowcount:
+        log.warning("%s %r unlocked by %s", scope, key, by)
+    return bool(done.rowcount)

@@ -1,0 +1,131 @@
+"""页面会话 — a browser's session in the database: who is signed in, flash messages, CSRF.
+
+Every browser that opens a form page gets a session (before sign-in too), so the login form
+carries a CSRF token and a failed attempt leaves its message in the session, never in the URL.
+A CSRF token is the session's id signed with itsdangerous (a key every API process shares), so
+it is bound to this session and expires with it; a forged cross-site POST has none.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import Engine, delete, update
+from sqlmodel import Session, col
+
+from api.security import new_token, token_hash
+from models.db import insert_if_absent
+from models.tables import Account, AppSecret, WebSession
+
+SESSION_COOKIE = "relief_session"
+SESSION_HOURS = 12  # signed in: one working day
+ANONYMOUS_MINUTES = 120  # before sign-in: long enough to fill a form
+CSRF_FIELD = "csrf_token"
+
+
+@dataclass
+class PageSession:
+    token_hash: str
+    account: Account | None
+    flash: list[dict[str, str]] = field(default_factory=list)
+    cookie: str | None = None  # set when this request made the session: the cookie to send
+
+
+def load(db: Engine, cookie: str | None, now: datetime) -> PageSession | None:
+    """The browser's live session, with its account if signed in (and the account active)."""
+    if not cookie or len(cookie) > 200:
+        return None
+    digest = token_hash(cookie)
+    with Session(db) as s:
+        row = s.get(WebSession, digest)
+        if row is None or row.expires_at <= now:
+            return None
+        account = s.get(Account, row.account_id) if row.account_id is not None else None
+    if account is not None and not account.active:
+        account = None
+    return PageSession(digest, account, list(row.flash or []))
+
+
+def start(db: Engine, now: datetime, account: Account | None = None) -> PageSession:
+    """A new session (anonymous, or signed in as `account`); expired ones are cleared."""
+    token = new_token()
+    hours = timedelta(hours=SESSION_HOURS) if account else timedelta(minutes=ANONYMOUS_MINUTES)
+    with Session(db) as s, s.begin():
+        s.execute(delete(WebSession).where(col(WebSession.expires_at) <= now))
+        s.add(
+            WebSession(
+                token_hash=token_hash(token),
+                account_id=account.id if account else None,
+                expires_at=now + hours,
+                created_at=now,
+                flash=[],
+            )
+        )
+    return PageSession(token_hash(token), account, [], cookie=token)
+
+
+def end(db: Engine, session: PageSession) -> None:
+    with Session(db) as s, s.begin():
+        s.execute(delete(WebSession).where(col(WebSession.token_hash) == session.token_hash))
+
+
+def push_flash(db: Engine, session: PageSession, text: str, level: str = "info") -> None:
+    """A message for the next page this browser sees."""
+    session.flash.append({"level": level, "text": text})
+    with Session(db) as s, s.begin():
+        s.execute(
+            update(WebSession)
+            .where(col(WebSession.token_hash) == session.token_hash)
+            .values(flash=session.flash)
+        )
+
+
+def pop_flash(db: Engine, session: PageSession) -> list[dict[str, str]]:
+    """The messages waiting for this page, cleared as they are shown."""
+    messages, session.flash = session.flash, []
+    if messages:
+        with Session(db) as s, s.begin():
+            s.execute(
+                update(WebSession)
+                .where(col(WebSession.token_hash) == session.token_hash)
+                .values(flash=[])
+            )
+    return messages
+
+
+@functools.cache
+def _shared_secret(db: Engine) -> str:
+    """The signing key kept in the database (made once by whichever process asks first)."""
+    with Session(db) as s, s.begin():
+        insert_if_absent(
+            s,
+            AppSecret,
+            {"name": "csrf", "value": secrets.token_urlsafe(48), "created_at": datetime.now(UTC)},
+        )
+        row = s.get(AppSecret, "csrf")
+        assert row is not None
+        return row.value
+
+
+def _signer(db: Engine, secret_key: str | None) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key or _shared_secret(db), salt="relief-csrf")
+
+
+def csrf_token(db: Engine, session: PageSession, secret_key: str | None) -> str:
+    return str(_signer(db, secret_key).dumps(session.token_hash))
+
+
+def csrf_valid(db: Engine, session: PageSession | None, token: Any, secret_key: str | None) -> bool:
+    """The token was made for this very session, within its lifetime."""
+    if session is None or not isinstance(token, str) or not token or len(token) > 300:
+        return False
+    try:
+        bound = _signer(db, secret_key).loads(token, max_age=SESSION_HOURS * 3600)
+    except BadSignature:
+        return False
+    return bool(secrets.compare_digest(str(bound), session.token_hash))
