@@ -122,3 +122,14 @@ def test_demo_finishes_and_matches_the_database(prefect_harness: str, tmp_path: 
         "select count(*) from case_event where trigger = 'request_info'"
     ).fetchone()[0]
     assert more_info == 1
+    # it ends with the commands that open one of its cases, and they work as printed
+    commands = re.findall(
+        r"^\s*relief (--database \S+ (?:status|history|notices) DC-\d{4}-\d{6})\s*$", out, re.M
+    )
+    assert len(commands) == 3, out[-1500:]
+    env.pop("PREFECT_API_URL")
+    for command in commands:
+        shown = subprocess.run(
+            [*RELIEF, *command.split()], cwd=tmp_path, env=env, capture_output=True, timeout=120
+        )
+        assert shown.returncode == 0, shown.stderr.decode()
