@@ -498,9 +498,9 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the API and pages, and run the scheduled flows (outbox, SLA, payouts)."""
-    import threading
-
     import uvicorn
+
+    import flows as flows_pkg  # noqa: F401  (Prefect, if a request needs it, keeps our logs)
 
     if workers > 1:
         if flows:
@@ -508,25 +508,12 @@ def serve(
             raise typer.Exit(2)
         uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers)
         return
-    config = uvicorn.Config("api.main:create_app", factory=True, host=host, port=port)
-    server = uvicorn.Server(config)
     if not flows:
-        server.run()
+        uvicorn.run("api.main:create_app", factory=True, host=host, port=port)
         return
-    import flows as flows_pkg  # noqa: F401  (relief's Prefect defaults before Prefect loads)
-    from flows.serve import serve_scheduled_flows
+    from flows.serve import serve as serve_all
 
-    web = threading.Thread(target=server.run, name="api", daemon=True)
-    web.start()
-    try:
-        serve_scheduled_flows()
-    finally:
-        server.should_exit = True
-        web.join(timeout=10)
-    # Prefect's background log/event workers are non-daemon threads that can keep retrying
-    # against the server we just stopped; everything of ours is committed, so leave now.
-    sys.stdout.flush()
-    os._exit(0)
+    serve_all(host, port)
 
 
 @account_app.command("create")
