@@ -157,7 +157,7 @@ def system_parts(*, install: bool) -> None:
         if not absent:
             return
     elif install:
-        _say("not root on a Debian-like system (apt-get): cannot install the system parts")
+        _say("cannot install the system parts here (that needs root and apt-get)")
     report(absent)
     _say("running the suite anyway: the tests that need these will be skipped or fail")
 
