@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import shutil
 import socket
 from collections import Counter
@@ -80,7 +81,7 @@ def run_demo(database: Path) -> dict[str, Any]:
     """Build the demo database afresh, run every stage, print and return the summary."""
     from aiosmtpd.controller import Controller
 
-    database = database.resolve()
+    given, database = database, database.resolve()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     work = database.parent / f"{database.stem}-files"
@@ -97,7 +98,35 @@ def run_demo(database: Path) -> dict[str, Any]:
     summary["mail_received"] = sink.received
     _print(summary)
     console.print(f"database: {database} · files: {work}")
+    _print_next_commands(given, _showcase(database))
     return summary
+
+
+def _showcase(database: Path) -> str:
+    """A case worth opening: the first one paid (its notices run from 受理 to 拨付)."""
+    from sqlalchemy import create_engine
+
+    db = create_engine(f"sqlite:///{database}")
+    try:
+        with Session(db) as s:
+            paid = s.exec(
+                select(Case.case_no)
+                .join(Payout, col(Payout.case_id) == col(Case.id))
+                .where(col(Payout.status) == "paid")
+                .order_by(col(Case.id))
+            ).first()
+            first = s.exec(select(Case.case_no).order_by(col(Case.id))).first()
+    finally:
+        db.dispose()
+    return str(paid or first)
+
+
+def _print_next_commands(database: Path, case_no: str) -> None:
+    """The other commands read RELIEF_DATABASE_URL (default relief.db), not the demo's file."""
+    target = shlex.quote(str(database))
+    console.print("\nexplore the demo's cases (every command takes --database):")
+    for command in ("status", "history", "notices"):
+        console.print(f"  relief --database {target} {command} {case_no}", soft_wrap=True)
 
 
 def _run(database: Path, work: Path, port: int, runs: list[str]) -> dict[str, Any]:

@@ -31,12 +31,11 @@ def _run(label: str, call: Any) -> BaseModel:
 
     with render.console.status(f"running flow {label} …"), heartbeats_off():
         summary: BaseModel = call()
-    table = render.Table(title=f"flow {label}")
-    table.add_column("")
-    table.add_column("")
-    for key, value in summary.model_dump(mode="json").items():
-        table.add_row(key, str(value))
-    render.console.print(table)
+    render.table(
+        f"flow {label}",
+        ("", ""),
+        [(key, str(value)) for key, value in summary.model_dump(mode="json").items()],
+    )
     return summary
 
 

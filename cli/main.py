@@ -12,8 +12,9 @@ from typing import Annotated, Any
 
 import typer
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
-from cli import render
+from cli import help_format, render
 from cli.cluster_commands import deploy, worker
 from cli.flow_commands import flow_app
 from models.applications import CaseType
@@ -29,7 +30,12 @@ from states.errors import EngineError
 from states.labels import DECISION_ZH, state_zh
 from states.rules import Decision, Prior7Entry
 
-app = typer.Typer(help="relief — 东政发〔2022〕8号 助企纾困政策办理系统", no_args_is_help=True)
+app = typer.Typer(
+    help="relief — 东政发〔2022〕8号 助企纾困政策办理系统",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
+)
+assert help_format  # imported for its effect: help without typer's type noise
 register_app = typer.Typer(help="Registers the rules read (东政办发〔2022〕7号).")
 db_app = typer.Typer(help="The application database.")
 app.add_typer(register_app, name="register")
@@ -52,13 +58,62 @@ AsAccount = Annotated[
 ]
 
 
+DEMO_CASE = "DC-2022-000001"  # the first case `relief demo` files
+
+
+def database_url(database: str) -> str:
+    """`--database`: a URL is used as is; anything else is the path of a SQLite file."""
+    if "://" in database:
+        return database
+    return f"sqlite:///{Path(database).expanduser().resolve()}"
+
+
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        typer.echo(f"relief {version('relief')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            metavar="PATH|URL",
+            help="the application database for this command: a SQLite file's path, or a URL "
+            "(postgresql+psycopg://…); the same as RELIEF_DATABASE_URL",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """relief — 东政发〔2022〕8号 助企纾困政策办理系统"""
+    if database:
+        # the environment, not only this process's settings: flow runs and servers started
+        # from here read it too
+        os.environ["RELIEF_DATABASE_URL"] = database_url(database)
+        get_settings.cache_clear()
+
+
 def _clock() -> Clock:
     return Clock(get_settings().now)
 
 
-def _engine() -> CaseEngine:
+def _engine(*, read_only: bool = False) -> CaseEngine:
+    """The engine on the configured database. A SQLite file sets itself up, except for a
+    command that only reads: a missing file is then an error, not a new empty database."""
     settings = get_settings()
     if settings.database_url.startswith("sqlite"):
+        if read_only:
+            _require_sqlite_file(settings.database_url)
         migrate(settings.database_url)  # the embedded default sets itself up
     return CaseEngine(engine_for(settings.database_url), settings=settings, clock=_clock())
 
@@ -70,6 +125,21 @@ def _actor(engine: CaseEngine, username: str) -> Actor:
     except EngineError as exc:
         _fail_engine(exc)
         raise
+
+
+def _require_sqlite_file(url: str) -> None:
+    path = make_url(url).database
+    if not path or path == ":memory:" or Path(path).exists():
+        return
+    err = render.err_console
+    err.print(
+        f"[red]数据库文件不存在：{Path(path).resolve()}[/red]\n"
+        "(no such database file; nothing was created). Name the database with "
+        "--database PATH|URL or RELIEF_DATABASE_URL; `relief demo` writes relief-demo.db:",
+        highlight=False,
+    )
+    err.print(f"relief --database relief-demo.db status {DEMO_CASE}", soft_wrap=True)
+    raise typer.Exit(EXIT_INVALID)
 
 
 def _read_json(source: str) -> Any:
@@ -111,7 +181,7 @@ def _fail_engine(exc: EngineError, *, as_json: bool = False) -> Any:
     if as_json:
         typer.echo(json.dumps({"ok": False, **exc.as_dict()}, ensure_ascii=False, indent=2))
     else:
-        render.err_console.print(f"[red]{exc.message_zh}[/red]  ({exc.message_en})")
+        render.line(f"{exc.message_zh}  ({exc.message_en})", style="red", out=render.err_console)
     raise typer.Exit(EXIT_REFUSED)
 
 
@@ -245,7 +315,7 @@ def status(
     """Where a case stands: state, decision, amounts, open tasks."""
     from sqlmodel import Session
 
-    engine = _engine()
+    engine = _engine(read_only=True)
     with Session(engine.db) as s:
         c = _find_case(s, case)
         tasks = s.execute(select(ReviewTask).where(ReviewTask.case_id == c.id)).scalars().all()
@@ -294,7 +364,7 @@ def history(case: Annotated[str, typer.Argument(help="case number or id")]) -> N
     """The append-only event log of a case."""
     from sqlmodel import Session
 
-    engine = _engine()
+    engine = _engine(read_only=True)
     with Session(engine.db) as s:
         c = _find_case(s, case)
         rows = (
@@ -315,7 +385,7 @@ def notices(
 
     from models.tables import Notice, NoticeDelivery
 
-    engine = _engine()
+    engine = _engine(read_only=True)
     with Session(engine.db) as s:
         c = _find_case(s, case)
         rows = (
@@ -333,26 +403,28 @@ def notices(
             .all()
             for n in rows
         }
-    table = render.Table(title=f"{c.case_no} 通知书 notices")
-    for col_name in (
-        "id",
-        "文书 title",
-        "文号 number",
-        "to",
-        "status",
-        "attempts",
-        "送达记录 deliveries",
-    ):
-        table.add_column(col_name)
+    rows_out = []
     for n in rows:
         history = "; ".join(
-            f"#{d.attempt_no} {d.channel} {d.status} {d.at:%m-%d %H:%M} {d.receipt[:40]}"
+            f"#{d.attempt_no} {d.channel} {d.status} {d.at:%m-%d %H:%M} {d.receipt}"
             for d in deliveries[n.id]
         )
-        table.add_row(
-            str(n.id), n.title, n.doc_number or "", n.recipient, n.status, str(n.attempts), history
+        rows_out.append(
+            [
+                str(n.id),
+                n.title,
+                n.doc_number or "",
+                n.recipient,
+                n.status,
+                str(n.attempts),
+                history,
+            ]
         )
-    render.console.print(table)
+    render.table(
+        f"{c.case_no} 通知书 notices",
+        ("id", "文书 title", "文号 number", "to", "status", "attempts", "送达记录 deliveries"),
+        rows_out,
+    )
     if show is not None:
         chosen = next((n for n in rows if n.id == show), None)
         if chosen is None:
@@ -472,9 +544,9 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the API and pages, and run the scheduled flows (outbox, SLA, payouts)."""
-    import threading
-
     import uvicorn
+
+    import flows as flows_pkg  # noqa: F401  (Prefect, if a request needs it, keeps our logs)
 
     if workers > 1:
         if flows:
@@ -485,28 +557,15 @@ def serve(
             proxy_headers=True, forwarded_allow_ips=get_settings().trusted_proxies,
         )  # fmt: skip
         return
-    config = uvicorn.Config(
-        "api.main:create_app", factory=True, host=host, port=port,
-        proxy_headers=True, forwarded_allow_ips=get_settings().trusted_proxies,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
     if not flows:
-        server.run()
+        uvicorn.run(
+            "api.main:create_app", factory=True, host=host, port=port,
+            proxy_headers=True, forwarded_allow_ips=get_settings().trusted_proxies,
+        )  # fmt: skip
         return
-    import flows as flows_pkg  # noqa: F401  (relief's Prefect defaults before Prefect loads)
-    from flows.serve import serve_scheduled_flows
+    from flows.serve import serve as serve_all
 
-    web = threading.Thread(target=server.run, name="api", daemon=True)
-    web.start()
-    try:
-        serve_scheduled_flows()
-    finally:
-        server.should_exit = True
-        web.join(timeout=10)
-    # Prefect's background log/event workers are non-daemon threads that can keep retrying
-    # against the server we just stopped; everything of ours is committed, so leave now.
-    sys.stdout.flush()
-    os._exit(0)
+    serve_all(host, port)
 
 
 @account_app.command("create")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -36,6 +38,30 @@ def configure_prefect_env() -> None:
     """Apply our Prefect defaults unless the operator set them (call before importing prefect)."""
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+def import_prefect() -> None:
+    """Import Prefect, leaving uvicorn's loggers as they were.
+
+    Prefect configures logging on import with dictConfig naming a `uvicorn` logger, and
+    dictConfig resets every existing child of a logger it names: `uvicorn.access` lost its
+    handler and level, so a server stopped logging requests at its first flow call (2 of ~60
+    requests were logged under `relief serve`)."""
+    if "prefect.main" in sys.modules:  # `import prefect` is lazy; prefect.main sets up logging
+        return
+    manager = logging.Logger.manager
+    saved = {
+        name: (lg.level, list(lg.handlers), lg.propagate, lg.disabled)
+        for name, lg in manager.loggerDict.items()
+        if isinstance(lg, logging.Logger) and (name == "uvicorn" or name.startswith("uvicorn."))
+    }
+    import prefect.main  # noqa: F401
+
+    for name, (level, handlers, propagate, disabled) in saved.items():
+        lg = logging.getLogger(name)
+        lg.setLevel(level)
+        lg.handlers = handlers
+        lg.propagate, lg.disabled = propagate, disabled
 
 
 def case_engine(*, now: datetime | None = None, settings: Settings | None = None) -> CaseEngine:

@@ -22,6 +22,9 @@ class OutboxSummary(BaseModel):
     due: int = 0
     delivered: int = 0
     no_channel: int = 0
+    awaiting_channel: int = Field(
+        default=0, description="owed on e-mail or SMS, not configured here: waiting, no incident"
+    )
     retry_later: int = 0
     failed: int = 0
     busy: bool = Field(default=False, description="another outbox run held the lock; did nothing")
@@ -30,7 +33,14 @@ class OutboxSummary(BaseModel):
 @task(retries=2, retry_delay_seconds=2)
 def deliver_chunk(ids: list[int], now: datetime | None) -> dict[str, int]:
     engine = case_engine(now=now)
-    out = {"delivered": 0, "no_channel": 0, "pending": 0, "failed": 0, "skipped": 0}
+    out = {
+        "delivered": 0,
+        "no_channel": 0,
+        "awaiting_channel": 0,
+        "pending": 0,
+        "failed": 0,
+        "skipped": 0,
+    }
     for notice_id in ids:
         out[deliver(engine.db, notice_id, engine.settings, engine.clock.now())] += 1
     return out
@@ -44,13 +54,14 @@ def outbox_flow(params: OutboxParams | None = None) -> OutboxSummary:
     with exclusive(engine.db, "outbox") as mine:
         if not mine:
             return OutboxSummary(busy=True)
-        ids = due_notices(engine.db, engine.clock.now())
+        ids = due_notices(engine.db, engine.clock.now(), engine.settings)
         summary = OutboxSummary(due=len(ids))
         chunks = chunked(ids, get_settings().chunk_size)
         for fut in [deliver_chunk.submit(quote(c), params.now) for c in chunks]:
             part = fut.result()
             summary.delivered += part["delivered"]
             summary.no_channel += part["no_channel"]
+            summary.awaiting_channel += part["awaiting_channel"]
             summary.retry_later += part["pending"]
             summary.failed += part["failed"]
         return summary

@@ -139,7 +139,9 @@ class Notice(SQLModel, table=True):
     event_seq: int
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: str = Field(
-        default="pending", max_length=20, description="pending, delivered, no_channel, failed"
+        default="pending",
+        max_length=20,
+        description="pending, delivered, no_channel, awaiting_channel, failed",
     )
     idempotency_key: str = Field(max_length=160, unique=True)
     attempts: int = 0

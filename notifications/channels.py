@@ -58,6 +58,22 @@ def targets_for(notice: Notice, applicant: Applicant | None, settings: Settings)
     return out
 
 
+def configured(channel: str, settings: Settings) -> bool:
+    """Whether this installation can send on a channel at all. A notice owed on a channel that
+    is not configured waits for it (`awaiting_channel`) instead of failing: an unset
+    RELIEF_SMTP_HOST is a missing setting, not an undeliverable notice."""
+    if channel == "email":
+        return bool(settings.smtp_host)
+    if channel == "sms":
+        return bool(settings.sms_webhook_url)
+    return True  # IM bots: the applicant's bot URL is the whole configuration
+
+
+def any_configured(settings: Settings) -> bool:
+    """Whether a notice waiting for a channel may now find one (bots never wait)."""
+    return configured("email", settings) or configured("sms", settings)
+
+
 def message_id(notice: Notice) -> str:
     digest = hashlib.sha256(notice.idempotency_key.encode()).hexdigest()[:32]
     return f"<{digest}@relief>"

@@ -5,6 +5,11 @@ committed as `sending` before the channel is called and updated with the receipt
 attempt left `sending` by a crash is sent again (the Message-ID / Idempotency-Key lets the
 receiver drop the duplicate). A notice that keeps failing becomes an incident for an operator;
 a notice with no channel stays readable on the status page.
+
+A channel this installation has not configured (no RELIEF_SMTP_HOST, no RELIEF_SMS_WEBHOOK_URL)
+is not a failure: the notice waits as `awaiting_channel`, counts no attempt and raises no
+incident, and is delivered by the first outbox run after the setting appears. Only a configured
+channel that fails is retried and, after RELIEF_NOTICE_MAX_ATTEMPTS, becomes an incident.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from sqlmodel import Session, col, select
 
 from models.settings import Settings
 from models.tables import Applicant, Case, Incident, Notice, NoticeDelivery
-from notifications.channels import DeliveryError, send, targets_for
+from notifications.channels import DeliveryError, any_configured, configured, send, targets_for
+
+#: Statuses the outbox still works on; `no_channel`, `delivered` and `failed` are final.
+OPEN_STATUSES = ("pending", "awaiting_channel")
 
 
 def _record(
@@ -40,7 +48,7 @@ def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> st
     """Try a pending notice once on each channel not yet done; returns its new status."""
     with Session(db) as s:
         notice = s.get(Notice, notice_id)
-        if notice is None or notice.status != "pending":
+        if notice is None or notice.status not in OPEN_STATUSES:
             return "skipped"
         case = s.get(Case, notice.case_id)
         applicant = s.get(Applicant, case.applicant_id) if case else None
@@ -56,12 +64,15 @@ def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> st
     targets = targets_for(notice, applicant, settings)
     if not targets:
         return _finish(db, notice_id, "no_channel", now)
+    todo = [t for t in targets if t.channel not in done]
+    ready = [t for t in todo if configured(t.channel, settings)]
+    waiting = len(ready) < len(todo)
+    if not ready:
+        return _finish(db, notice_id, "awaiting_channel" if waiting else "delivered", now)
     attempt = notice.attempts + 1
     failures: list[str] = []
     permanent = False
-    for target in targets:
-        if target.channel in done:
-            continue
+    for target in ready:
         _record(db, notice_id, target.channel, attempt, "sending", "", now)
         try:
             receipt = send(target, notice, settings)
@@ -75,7 +86,9 @@ def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> st
         row = s.get(Notice, notice_id)
         assert row is not None
         row.attempts = attempt
-        if not failures:
+        if not failures and waiting:
+            row.status, row.next_attempt_at = "awaiting_channel", None
+        elif not failures:
             row.status, row.delivered_at, row.next_attempt_at = "delivered", now, None
         elif permanent or attempt >= settings.notice_max_attempts:
             row.status = "failed"
@@ -102,17 +115,24 @@ def _finish(db: Engine, notice_id: int, status: str, now: datetime) -> str:
     with Session(db) as s, s.begin():
         row = s.get(Notice, notice_id)
         assert row is not None
-        row.status = status
-        s.add(row)
+        if row.status != status:
+            row.status = status
+            if status == "delivered":
+                row.delivered_at = now
+            s.add(row)
     return status
 
 
-def due_notices(db: Engine, now: datetime) -> list[int]:
-    """Pending notices whose next attempt is due, oldest first."""
+def due_notices(db: Engine, now: datetime, settings: Settings | None = None) -> list[int]:
+    """Pending notices whose next attempt is due, oldest first; with `settings` that configure
+    a channel, also the notices awaiting one (they may now be deliverable)."""
+    statuses = ["pending"]
+    if settings is not None and any_configured(settings):
+        statuses.append("awaiting_channel")
     with Session(db) as s:
         rows = s.exec(
             select(Notice.id, Notice.next_attempt_at)
-            .where(col(Notice.status) == "pending")
+            .where(col(Notice.status).in_(statuses))
             .order_by(col(Notice.id))
         ).all()
     return [i for i, at in rows if i is not None and (at is None or at <= now)]

@@ -261,7 +261,8 @@ def browser() -> Iterator[object]:
 
     if not Path(CHROMIUM).exists():
         pytest.fail(
-            "chromium is not installed (Debian: apt-get install chromium); .ci/run installs it"
+            "chromium is not installed (Debian: apt-get install chromium); "
+            "python tools/test.py installs it"
         )
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)

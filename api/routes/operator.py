@@ -101,6 +101,10 @@ def counts(account: CurrentOperator, engine: EngineDep) -> dict[str, Any]:
         outbox_pending, oldest = s.exec(
             select(func.count(), func.min(Notice.created_at)).where(col(Notice.status) == "pending")
         ).one()
+        # owed on e-mail or SMS that this installation has not configured: not incidents
+        awaiting_channel = s.exec(
+            select(func.count()).select_from(Notice).where(col(Notice.status) == "awaiting_channel")
+        ).one()
         payouts_waiting = dict(
             s.exec(
                 select(Payout.status, func.count())
@@ -116,6 +120,7 @@ def counts(account: CurrentOperator, engine: EngineDep) -> dict[str, Any]:
         "incidents_open": incidents_open,
         "outbox_pending": outbox_pending,
         "outbox_oldest_pending_at": oldest.isoformat() if oldest else None,
+        "outbox_awaiting_channel": awaiting_channel,
         "payouts_waiting": payouts_waiting,
     }
 

@@ -429,3 +429,85 @@ def test_relief_notices_shows_history(flow_db: str, smtp_port: int) -> None:
     )
     assert "本机关决定予以受理" in shown.stdout
     pass_reviews(engine, r.case_id)
+
+
+def test_an_unconfigured_channel_waits_without_incident_then_delivers(
+    flow_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Default settings configure no SMTP server and no SMS gateway: notices owed on them wait
+    (`awaiting_channel`, no attempt, no incident, readable on the status page) and go out once
+    the channel is configured, each exactly once."""
+    import httpx
+    from conftest import LiveServer
+
+    from api.main import create_app
+    from api.security import create_account
+    from flows.common import case_engine
+    from models.settings import get_settings
+    from models.tables import Case
+
+    for name in ("RELIEF_SMTP_HOST", "RELIEF_SMS_WEBHOOK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    engine = case_engine()
+    [mail] = submit(engine, with_contact("CRED-01", email="credit@example.com"))
+    [both] = submit(
+        engine,
+        with_contact(
+            "LOAN-01", email="loan@example.com", phone="13800000000", notify=["email", "sms"]
+        ),
+    )
+    first = outbox_flow(OutboxParams())
+    assert first.awaiting_channel == first.due >= 2 and first.failed == first.retry_later == 0
+    assert outbox_flow(OutboxParams()).due == 0  # nothing to try until a channel appears
+    with Session(engine.db) as s:
+        assert s.exec(select(Incident)).all() == [] and s.exec(select(NoticeDelivery)).all() == []
+        code = s.get(Case, mail.case_id).query_code  # type: ignore[union-attr]
+    waiting = notices_of(engine, mail.case_id)
+    assert {n.status for n in waiting} == {"awaiting_channel"} and all(
+        n.attempts == 0 for n in waiting
+    )
+    _, token = create_account(engine.db, username="ops", role="operator", now=FIXED_NOW)
+    with LiveServer(create_app(get_settings())) as site:
+        public = httpx.get(f"{site.url}/api/status/{mail.case_no}?code={code}", timeout=30).json()
+        counts = httpx.get(
+            f"{site.url}/api/operator/counts",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        ).json()
+    assert counts["outbox_awaiting_channel"] == first.due and counts["incidents_open"] == 0
+    assert {n["status"] for n in public["notices"]} == {"awaiting_channel"}
+    assert all(n["text"] for n in public["notices"])
+
+    port = free_port()
+    monkeypatch.setenv("RELIEF_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("RELIEF_SMTP_PORT", str(port))
+    get_settings.cache_clear()
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with_mail = outbox_flow(OutboxParams())
+    finally:
+        controller.stop()
+    assert with_mail.delivered == len(waiting) and with_mail.awaiting_channel >= 1
+    assert {n.status for n in notices_of(engine, mail.case_id)} == {"delivered"}
+    assert {n.status for n in notices_of(engine, both.case_id)} == {"awaiting_channel"}  # SMS
+
+    hook = Webhook()
+    monkeypatch.setenv("RELIEF_SMS_WEBHOOK_URL", hook.url)
+    get_settings.cache_clear()
+    try:
+        with_sms = outbox_flow(OutboxParams())
+        assert outbox_flow(OutboxParams()).due == 0
+    finally:
+        hook.stop()
+    owed = notices_of(engine, both.case_id)
+    assert with_sms.delivered == len(owed) and {n.status for n in owed} == {"delivered"}
+    assert len(hook.posts) == len(owed) and all(p["to"] == "13800000000" for p in hook.posts)
+    assert all(n == 1 for n in sink.message_ids().values())
+    assert len(sink.messages) == len(waiting) + len(owed)  # each e-mail once
+    with Session(engine.db) as s:
+        assert s.exec(select(Incident)).all() == []
+        attempts = s.exec(select(NoticeDelivery)).all()
+    assert {d.status for d in attempts} == {"delivered"}
