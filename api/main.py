@@ -25,10 +25,10 @@ from api.pages.views import CsrfRefused, csrf_refused_page
 from api.pages.views import router as pages_router
 from api.routes import applicant, bureau, operator, public
 from api.throttle import Throttled
+from base.clock import Clock
 from models.db import engine_for, head_revision, migrate, schema_state
 from models.input_errors import InvalidApplication
 from models.settings import Settings, get_settings
-from states.clock import Clock
 from states.engine import CaseEngine
 from states.errors import CaseNotFound, ConflictError, EngineError, NotPermitted, WrongState
 

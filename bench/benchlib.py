@@ -25,12 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/x.py` from a checkout without an install
     sys.path.insert(0, str(ROOT))
 
+from base.civil_dates import SHANGHAI  # noqa: E402
+from base.clock import Clock  # noqa: E402
+from base.identifiers import uscc_check_char  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
 from models.settings import Settings  # noqa: E402
 from states.batch import BatchEngine, FireItem, ReviewItem, SubmitItem  # noqa: E402
-from states.civil_dates import SHANGHAI  # noqa: E402
-from states.clock import Clock  # noqa: E402
-from states.identifiers import uscc_check_char  # noqa: E402
 
 # The clock of the tests: inside the policy window, after every filing.
 NOW = datetime(2022, 12, 30, 10, 0, tzinfo=SHANGHAI)

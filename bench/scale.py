@@ -167,7 +167,7 @@ class Loader:
         return "confirmed"
 
     def rows(self, table: str, first: int, last: int, total: int) -> Iterator[tuple[Any, ...]]:
-        from states.working_days import add_working_days
+        from base.working_days import add_working_days
 
         span = (WINDOW[1] - WINDOW[0]).days
         for i in range(first, last + 1):
@@ -365,9 +365,9 @@ class Target:
 
 def build(server: Any, size: int, probe_count: int) -> Target:
     """A database of `size` cases: 4 templates, COPY filler, then the probes."""
+    from base.clock import Clock
     from models.db import make_engine, migrate
     from models.settings import Settings
-    from states.clock import Clock
     from states.engine import CaseEngine
 
     url = server.create_database(f"relief_scale_{size}")

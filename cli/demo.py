@@ -27,12 +27,12 @@ from rich.table import Table
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from base.civil_dates import SHANGHAI
+from base.working_days import add_working_days
 from models.settings import get_settings
 from models.tables import Case, Incident, Notice, Payout, ReviewTask
-from states.civil_dates import SHANGHAI
 from states.labels import state_zh
 from states.rules import GRANTING, Decision
-from states.working_days import add_working_days
 
 BATCH = Path(__file__).parent / "data" / "demo_batch.json"
 LICENCES = Path(__file__).parent / "data" / "demo_licences.json"

@@ -14,6 +14,7 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from base.clock import Clock
 from cli import help_format, render
 from cli.cluster_commands import deploy, worker
 from cli.flow_commands import flow_app
@@ -24,7 +25,6 @@ from models.settings import get_settings
 from models.tables import Case, CaseEvent, ReviewTask
 from states.actors import Actor
 from states.catalog import assess, json_schema
-from states.clock import Clock
 from states.engine import CaseEngine
 from states.errors import EngineError
 from states.labels import DECISION_ZH, state_zh

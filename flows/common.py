@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
 
+from base.clock import Clock
 from models.db import engine_for, migrate
 from models.settings import Settings, get_settings
-from states.clock import Clock
 from states.engine import CaseEngine
 
 T = TypeVar("T")

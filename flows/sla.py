@@ -14,11 +14,11 @@ from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
+from base.working_days import working_days_between
 from flows.common import case_engine, chunked
 from models.settings import get_settings
 from models.tables import ReviewTask
 from states.actors import SYSTEM_ACCOUNT
-from states.working_days import working_days_between
 
 
 class SlaParams(BaseModel):

@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from states.identifiers import validate_registration_no, validate_uscc
+from base.identifiers import validate_registration_no, validate_uscc
 
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 

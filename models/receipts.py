@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
+from base.civil_dates import SHANGHAI
 from models.input_errors import FieldError, InvalidApplication, describe
-from states.civil_dates import SHANGHAI
 
 
 class PaperReceipt(BaseModel):

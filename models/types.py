@@ -10,8 +10,8 @@ from sqlalchemy import BigInteger, DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from states.civil_dates import SHANGHAI
-from states.money import to_money
+from base.civil_dates import SHANGHAI
+from base.money import to_money
 
 FEN = Decimal(100)
 

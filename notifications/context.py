@@ -14,12 +14,12 @@ from typing import Any
 
 import cn2an
 
+from base.money import format_cny, to_money
+from base.query_codes import display as display_query_code
 from states.catalog import spec_for
 from states.edition import Edition
 from states.labels import NOTICE_ZH, TASK_ZH
 from states.lifecycle import NoticeKind
-from states.money import format_cny, to_money
-from states.query_codes import display as display_query_code
 from states.rules import Assessment, Route, TaskKind
 
 ADMINISTRATIVE_NOTICES = {

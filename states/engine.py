@@ -24,6 +24,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, SQLModel, col, select
 from transitions import MachineError
 
+from base.clock import Clock
+from base.money import to_money
+from base.query_codes import new_query_code
+from base.working_days import add_working_days, working_days_between
 from models.applications import Application, StoreLease, applicant_of
 from models.db import insert_if_absent
 from models.input_errors import FieldError, InvalidApplication, parse_application
@@ -52,7 +56,6 @@ from states.actors import Actor
 from states.authority import authorize, authorize_filing
 from states.catalog import CaseTypeSpec, spec_for
 from states.catalog import assess as assess_application
-from states.clock import Clock
 from states.edition import edition_by_id
 from states.errors import (
     ConflictError,
@@ -71,11 +74,8 @@ from states.lifecycle import (
     Effects,
     NoticeKind,
 )
-from states.money import to_money
 from states.permits import TaskView
-from states.query_codes import new_query_code
 from states.rules import Assessment, Component, Decision, Prior7Entry, Route, TaskKind
-from states.working_days import add_working_days, working_days_between
 
 log = logging.getLogger(__name__)
 

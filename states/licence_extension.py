@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import date
 
+from base.civil_dates import add_days, add_months
 from models.applications import LicenceExtensionApplication
 from states.actors import Role
-from states.civil_dates import add_days, add_months
 from states.edition import Basis, Edition
 from states.lifecycle import (
     DECISION_SOURCES,

@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from base.money import money_share, percent, to_money
 from models.applications import ApplicantKind, EnterpriseSize, IncubatorSubsidyApplication
 from states.edition import Edition
 from states.lifecycle import SubsidyMachine
-from states.money import money_share, percent, to_money
 from states.rules import (
     Assessment,
     Check,

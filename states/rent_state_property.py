@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from base.money import to_money
 from models.applications import ApplicantKind, EnterpriseSize, Lease, RentStatePropertyApplication
 from models.applications import StoreLease as StoreLeaseInput
 from states.edition import Basis, Edition
 from states.lifecycle import EffectOnlyMachine
-from states.money import to_money
 from states.rules import (
     Assessment,
     Check,

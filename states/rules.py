@@ -13,9 +13,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from base.money import to_money
 from models.applications import Enjoyed7, Party, Prior7Declaration
 from states.edition import Basis, Edition
-from states.money import to_money
 
 
 class Decision(StrEnum):

@@ -72,10 +72,10 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
 
 from datetime import datetime  # noqa: E402
 
+from base.civil_dates import SHANGHAI  # noqa: E402
+from base.clock import Clock  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
 from models.settings import Settings  # noqa: E402
-from states.civil_dates import SHANGHAI  # noqa: E402
-from states.clock import Clock  # noqa: E402
 from states.engine import CaseEngine  # noqa: E402
 
 FIXED_NOW = datetime(2022, 12, 30, 10, 0, tzinfo=SHANGHAI)  # in the window, after every filing

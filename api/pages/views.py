@@ -28,6 +28,7 @@ from api.routes.public import lookup
 from api.schemas import PUBLIC_STATUS, task_public
 from api.security import dummy_password_check, password_ok
 from api.web_session import CSRF_FIELD, SESSION_COOKIE, SESSION_HOURS, PageSession
+from base.query_codes import display as display_code
 from models.input_errors import InvalidApplication
 from models.tables import Account, Notice, ReviewTask
 from models.work_queue import section_queue
@@ -36,7 +37,6 @@ from states.catalog import spec_for
 from states.engine import CaseEngine, FireResult
 from states.errors import EngineError
 from states.labels import state_zh, trigger_zh
-from states.query_codes import display as display_code
 
 router = APIRouter(include_in_schema=False)
 # autoescape on for every template whatever its file name (*.html.j2 is not in Starlette's

@@ -15,10 +15,10 @@ from api import throttle
 from api.deps import CaseNo, EngineDep, client_address, not_found
 from api.routes.common import case_notices
 from api.schemas import PUBLIC_STATUS, NoticePublic, StatusPublic
+from base.query_codes import matches
 from models.tables import Case
 from states.catalog import spec_for
 from states.engine import CaseEngine
-from states.query_codes import matches
 
 router = APIRouter(tags=["public"])
 

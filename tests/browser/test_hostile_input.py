@@ -18,9 +18,9 @@ from drive import tasks
 from sqlmodel import Session
 
 from api.main import create_app
+from base.query_codes import display
 from models.settings import Settings
 from models.tables import Case
-from states.query_codes import display
 
 CORPUS = [
     "<script>window.__pwned='script'</script>",

@@ -16,9 +16,9 @@ from drive import submit
 from sqlmodel import Session, col, select
 
 from api.main import create_app
+from base.civil_dates import SHANGHAI
 from models.settings import Settings
 from models.tables import Case, ReviewTask
-from states.civil_dates import SHANGHAI
 
 FILED = datetime(2022, 12, 1, 9, 0, tzinfo=SHANGHAI)
 LATER = datetime(2022, 12, 30, 10, 0, tzinfo=SHANGHAI)  # the decide task is overdue by then

@@ -21,11 +21,11 @@ from drive import submit
 from sqlalchemy import select, text
 from sqlmodel import Session
 
+from base.clock import Clock
 from models.db import make_engine, migrate
 from models.settings import Settings
 from models.tables import Case, DocSerial, Notice, ReviewTask
 from states.batch import BatchEngine, FireItem, ReviewItem, SubmitItem
-from states.clock import Clock
 from states.engine import CaseEngine
 from states.errors import CaseNotFound, ConflictError, NotPermitted, TransitionRefused, WrongState
 

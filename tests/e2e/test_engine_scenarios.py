@@ -14,6 +14,7 @@ from drive import case, count, decide, submit, tasks
 from sqlalchemy import select
 from sqlmodel import Session
 
+from base.civil_dates import SHANGHAI
 from models.input_errors import InvalidApplication
 from models.tables import (
     Applicant,
@@ -26,7 +27,6 @@ from models.tables import (
     Payout,
     RentWaiverRecord,
 )
-from states.civil_dates import SHANGHAI
 from states.engine import CaseEngine
 from states.errors import TransitionRefused
 from states.rules import Prior7Entry

@@ -19,11 +19,11 @@ from sqlmodel import Session
 
 from api.main import create_app
 from api.security import create_account
+from base.civil_dates import SHANGHAI
 from models.input_errors import InvalidApplication
 from models.receipts import parse_receipt
 from models.settings import Settings
 from models.tables import Case, CaseEvent, Notice
-from states.civil_dates import SHANGHAI
 from states.errors import NotPermitted
 
 JANUARY = datetime(2023, 1, 10, 9, 30, tzinfo=SHANGHAI)  # after the window closed

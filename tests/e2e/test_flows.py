@@ -14,6 +14,7 @@ import staff
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from base.civil_dates import SHANGHAI
 from flows.bureau_decisions import DecisionsParams, bureau_decisions_flow
 from flows.common import case_engine
 from flows.intake import IntakeParams, intake_flow
@@ -32,7 +33,6 @@ from models.tables import (
     PayoutAttempt,
     ReviewTask,
 )
-from states.civil_dates import SHANGHAI
 
 CORE = [
     "RENT-01",

@@ -23,11 +23,11 @@ from drive import decide, pass_reviews, submit, tasks
 from smtp_sink import Sink
 from sqlmodel import Session, col, select
 
+from base.civil_dates import SHANGHAI
+from base.clock import Clock
 from flows.outbox import OutboxParams, outbox_flow
 from models.settings import Settings
 from models.tables import Incident, Notice, NoticeDelivery
-from states.civil_dates import SHANGHAI
-from states.clock import Clock
 from states.engine import CaseEngine
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "notices"

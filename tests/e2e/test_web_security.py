@@ -22,10 +22,10 @@ from sqlmodel import Session
 
 from api.main import create_app
 from api.security import create_account
+from base.clock import Clock
+from base.query_codes import display
 from models.settings import Settings
 from models.tables import Case, CaseEvent, Notice, ReviewTask, WebSession
-from states.clock import Clock
-from states.query_codes import display
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from typing import Any
 from drive import submit
 from sqlmodel import Session
 
+from base.identifiers import uscc_check_char
 from models.work_queue import section_queue
 from states.engine import CaseEngine
-from states.identifiers import uscc_check_char
 
 
 def building(i: int) -> dict[str, Any]:

@@ -43,11 +43,11 @@ from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 from treasury_server import Treasury
 
+from base.identifiers import USCC_CHARS, uscc_check_char
 from flows.deploy import ZOMBIE_AUTOMATION
 from models.db import make_engine
 from models.tables import Case, CaseEvent, Notice, Payout, PayoutAttempt
 from notifications.channels import message_id
-from states.identifiers import USCC_CHARS, uscc_check_char
 
 pytestmark = pytest.mark.postgres
 

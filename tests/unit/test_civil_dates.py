@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from states.civil_dates import SHANGHAI, add_days, add_months, local_today
+from base.civil_dates import SHANGHAI, add_days, add_months, local_today
 
 dates = st.dates(min_value=date(1900, 1, 1), max_value=date(2200, 12, 31))
 month_counts = st.integers(min_value=0, max_value=240)

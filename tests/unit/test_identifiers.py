@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from states.identifiers import (
+from base.identifiers import (
     USCC_CHARS,
     USCC_WEIGHTS,
     gs15_check_digit,

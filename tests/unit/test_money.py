@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from states.money import CENT, format_cny, money_share, to_money
+from base.money import CENT, format_cny, money_share, to_money
 
 amounts = st.decimals(min_value=0, max_value=10**12, places=2)
 any_amounts = st.decimals(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from states.working_days import add_working_days, working_days_between
+from base.working_days import add_working_days, working_days_between
 
 
 def test_skips_weekend() -> None:

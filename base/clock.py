@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from states.civil_dates import SHANGHAI
+from base.civil_dates import SHANGHAI
 
 
 @dataclass(frozen=True)
