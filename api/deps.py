@@ -47,8 +47,8 @@ def optional_account(request: Request, engine: EngineDep) -> Account | None:
     """The account of a Bearer token, or of the page session's cookie (pages, and API reads).
 
     A wrong token counts against the client address; while the address is held off, even a
-    right token waits. A cookie does not authorize an API request that changes something
-    (a cross-site form could send it): those need the token.
+    right token waits. A cookie does not authorize a request that changes something (a
+    cross-site form could send it): those need the token.
     """
     header = request.headers.get("authorization", "")
     now = engine.clock.now()
@@ -63,8 +63,9 @@ def optional_account(request: Request, engine: EngineDep) -> Account | None:
             throttle.fail(engine.db, limit, address, now)
             return None
     else:
-        unsafe = request.method not in ("GET", "HEAD", "OPTIONS")
-        if unsafe and request.url.path.startswith("/api/"):
+        # the API's own dependency (the pages read their session themselves): a request that
+        # changes something needs the token, whatever the path it is mounted under
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
             return None
         session = web_session.load(engine.db, request.cookies.get(SESSION_COOKIE), now)
         account = session.account if session else None

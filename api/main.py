@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import docs_pages
+from api.input_guard import InputGuard
 from api.pages.views import CsrfRefused, csrf_refused_page
 from api.pages.views import router as pages_router
 from api.routes import applicant, bureau, operator, public
@@ -49,6 +50,16 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+PRIVATE = ("/api/", "/login", "/status", "/bureau", "/operator")  # never cached
+
+
+def headers_for(path: str) -> dict[str, str]:
+    """The security headers of every answer (the docs pages' policy allows their styles)."""
+    out = {"Content-Security-Policy": CSP_DOCS if path in ("/docs", "/redoc") else CSP}
+    out.update(SECURITY_HEADERS)
+    if path.startswith(PRIVATE):
+        out["Cache-Control"] = "no-store"
+    return out
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -78,14 +89,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await call_next(request)
-        docs = request.url.path in ("/docs", "/redoc")
-        response.headers["Content-Security-Policy"] = CSP_DOCS if docs else CSP
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in headers_for(request.url.path).items():
             response.headers.setdefault(name, value)
-        if request.url.path.startswith(("/api/", "/login", "/status", "/bureau", "/operator")):
-            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+    app.add_middleware(InputGuard, headers=headers_for)
     app.add_exception_handler(CsrfRefused, csrf_refused_page)
 
     @app.exception_handler(Throttled)
@@ -170,10 +178,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(Exception)
     def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # answered outside the middleware above: the headers are set here too
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(
             status_code=500,
             content={"error": "internal", "message_zh": "系统内部错误，已记录，请稍后重试"},
+            headers=headers_for(request.url.path),
         )
 
     return app

@@ -33,9 +33,10 @@ def password_hash(password: str) -> str:
 _DUMMY = f"scrypt${'00' * 16}${'00' * 64}"
 
 
-def dummy_password_check(password: str) -> None:
-    """Spend the time a real check takes (an unknown user name must not answer faster)."""
-    password_ok(password, _DUMMY)
+def dummy_hash() -> str:
+    """A well-formed hash no password matches: checking against it takes a real check's time
+    (an unknown user name, or an account without a password, must not answer faster)."""
+    return _DUMMY
 
 
 def password_ok(password: str, stored: str | None) -> bool:

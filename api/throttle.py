@@ -92,13 +92,7 @@ def check(db: Engine, limit: Limit, key: str, now: datetime) -> None:
     if row is None:
         return
     if _locked(row, now):
-        until = row.locked_until
-        raise Throttled(
-            "失败次数过多，已暂时锁定"
-            + (f"，请于{until:%Y-%m-%d %H:%M}后再试" if until else "，请联系运营人员解锁"),
-            f"{limit.scope} locked" + (f" until {until.isoformat()}" if until else ""),
-            int((until - now).total_seconds()) + 1 if until else None,
-        )
+        raise _lock_refusal(row, limit, now)
     ready = row.last_failure_at + _wait(row, limit)
     if (row.locked_at is None and now - row.last_failure_at > _window(limit)) or ready <= now:
         return
@@ -112,34 +106,108 @@ def _window(limit: Limit) -> timedelta:
     return timedelta(minutes=limit.window_minutes)
 
 
-def fail(db: Engine, limit: Limit, key: str, now: datetime) -> int:
-    """Count one failure (its own committed transaction); returns the count, locking at the
-    limit. The row is locked while it is counted, so concurrent failures all count."""
+def _locked_row(s: Session, limit: Limit, key: str, now: datetime) -> AuthThrottle:
+    """The key's row, made on first use and locked for this transaction; a quiet window or an
+    expired lock starts the count afresh."""
+    insert_if_absent(
+        s,
+        AuthThrottle,
+        {"scope": limit.scope, "key": key, "failures": 0, "first_failure_at": now,
+         "last_failure_at": now},
+    )  # fmt: skip
+    row = s.exec(
+        select(AuthThrottle)
+        .where(col(AuthThrottle.scope) == limit.scope, col(AuthThrottle.key) == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    expired = row.locked_at is not None and not _locked(row, now)
+    stale = row.locked_at is None and now - row.last_failure_at > _window(limit)
+    if expired or (stale and row.failures > 0):
+        row.failures, row.first_failure_at, row.locked_at, row.locked_until = 0, now, None, None
+    return row
+
+
+def _lock(row: AuthThrottle, limit: Limit, now: datetime) -> None:
+    if row.failures >= limit.lock_after and row.locked_at is None:
+        row.locked_at = now
+        row.locked_until = (
+            now + timedelta(minutes=limit.lock_minutes) if limit.lock_minutes else None
+        )
+        log.warning("%s %r locked after %d failures", limit.scope, row.key, row.failures)
+
+
+def reserve(db: Engine, limit: Limit, key: str, now: datetime) -> None:
+    """Count this attempt before it is checked (its own committed transaction, the row locked),
+    so that attempts made at the same moment — on any API process — are counted one after
+    another and cannot all slip through. Raise Throttled while the key is locked or must wait
+    (a try during the wait counts too). The caller gives the attempt back with `refund` or
+    `succeed` when it succeeds, and calls `confirm_failure` when it fails."""
+    refused: Throttled | None = None
     with Session(db) as s, s.begin():
-        insert_if_absent(
-            s,
-            AuthThrottle,
-            {"scope": limit.scope, "key": key, "failures": 0, "first_failure_at": now,
-             "last_failure_at": now},
-        )  # fmt: skip
-        row = s.exec(
-            select(AuthThrottle)
-            .where(col(AuthThrottle.scope) == limit.scope, col(AuthThrottle.key) == key)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
-        expired = row.locked_at is not None and not _locked(row, now)
-        stale = row.locked_at is None and now - row.last_failure_at > _window(limit)
-        if expired or (stale and row.failures > 0):
-            row.failures, row.first_failure_at, row.locked_at, row.locked_until = 0, now, None, None
+        row = _locked_row(s, limit, key, now)
+        if not _locked(row, now) and row.failures >= limit.lock_after:
+            _lock(row, limit, now)  # as many attempts as the limit are out: no more
+        if _locked(row, now):
+            refused = _lock_refusal(row, limit, now)  # locked: counted no further
+        else:
+            ready = row.last_failure_at + _wait(row, limit)
+            waiting = row.failures >= limit.backoff_after and ready > now
+            row.failures += 1
+            row.last_failure_at = now
+            if waiting:
+                seconds = int((ready - now).total_seconds()) + 1
+                refused = Throttled(
+                    f"尝试过于频繁，请{seconds}秒后再试",
+                    f"{limit.scope}: retry in {seconds} s",
+                    seconds,
+                )
+                _lock(row, limit, now)
+        s.add(row)
+    if refused is not None:
+        raise refused
+
+
+def confirm_failure(db: Engine, limit: Limit, key: str, now: datetime) -> None:
+    """The reserved attempt failed: at the limit, the key locks now."""
+    with Session(db) as s, s.begin():
+        row = _locked_row(s, limit, key, now)
+        _lock(row, limit, now)
+        s.add(row)
+
+
+def refund(db: Engine, limit: Limit, key: str) -> None:
+    """The reserved attempt succeeded: it is not a failure (an address's count keeps the rest)."""
+    with Session(db) as s, s.begin():
+        s.execute(
+            update(AuthThrottle)
+            .where(
+                col(AuthThrottle.scope) == limit.scope,
+                col(AuthThrottle.key) == key,
+                col(AuthThrottle.failures) > 0,
+            )
+            .values(failures=AuthThrottle.failures - 1)
+        )
+
+
+def _lock_refusal(row: AuthThrottle, limit: Limit, now: datetime) -> Throttled:
+    until = row.locked_until
+    return Throttled(
+        "失败次数过多，已暂时锁定"
+        + (f"，请于{until:%Y-%m-%d %H:%M}后再试" if until else "，请联系运营人员解锁"),
+        f"{limit.scope} locked" + (f" until {until.isoformat()}" if until else ""),
+        int((until - now).total_seconds()) + 1 if until else None,
+    )
+
+
+def fail(db: Engine, limit: Limit, key: str, now: datetime) -> int:
+    """Count one failure after the fact (bad API tokens: random 256-bit values, so a burst
+    that slips past `check` learns nothing); returns the count, locking at the limit."""
+    with Session(db) as s, s.begin():
+        row = _locked_row(s, limit, key, now)
         row.failures += 1
         row.last_failure_at = now
-        if row.failures >= limit.lock_after and row.locked_at is None:
-            row.locked_at = now
-            row.locked_until = (
-                now + timedelta(minutes=limit.lock_minutes) if limit.lock_minutes else None
-            )
-            log.warning("%s %r locked after %d failures", limit.scope, key, row.failures)
+        _lock(row, limit, now)
         s.add(row)
         return row.failures
 

@@ -1,9 +1,12 @@
 """页面会话 — a browser's session in the database: who is signed in, flash messages, CSRF.
 
-Every browser that opens a form page gets a session (before sign-in too), so the login form
-carries a CSRF token and a failed attempt leaves its message in the session, never in the URL.
-A CSRF token is the session's id signed with itsdangerous (a key every API process shares), so
-it is bound to this session and expires with it; a forged cross-site POST has none.
+Every browser that opens a form page gets a session cookie (before sign-in too), so the login
+form carries a CSRF token and a failed attempt leaves its message in the session, never in the
+URL. Before sign-in the session is only the cookie: a database row is made when there is a
+message to keep (a failed sign-in, already limited by api/throttle.py), so pages fetched
+without cookies store nothing. A CSRF token is the session's id signed with itsdangerous (a key
+every API process shares), so it is bound to this session and expires with it; a forged
+cross-site POST has none.
 """
 
 from __future__ import annotations
@@ -34,39 +37,42 @@ class PageSession:
     account: Account | None
     flash: list[dict[str, str]] = field(default_factory=list)
     cookie: str | None = None  # set when this request made the session: the cookie to send
+    stored: bool = True  # False: an anonymous session that has no row yet
+    now: datetime | None = None
 
 
 def load(db: Engine, cookie: str | None, now: datetime) -> PageSession | None:
-    """The browser's live session, with its account if signed in (and the account active)."""
+    """The browser's session: signed in (an active, non-system account), or anonymous."""
     if not cookie or len(cookie) > 200:
         return None
     digest = token_hash(cookie)
     with Session(db) as s:
         row = s.get(WebSession, digest)
         if row is None or row.expires_at <= now:
-            return None
+            return PageSession(digest, None, [], stored=False, now=now)
         account = s.get(Account, row.account_id) if row.account_id is not None else None
-    if account is not None and not account.active:
+    if account is not None and (not account.active or account.role == "system"):
         account = None
-    return PageSession(digest, account, list(row.flash or []))
+    return PageSession(digest, account, list(row.flash or []), now=now)
 
 
 def start(db: Engine, now: datetime, account: Account | None = None) -> PageSession:
-    """A new session (anonymous, or signed in as `account`); expired ones are cleared."""
+    """A new session: signed in as `account` (a row), or anonymous (only a cookie, for now)."""
     token = new_token()
-    hours = timedelta(hours=SESSION_HOURS) if account else timedelta(minutes=ANONYMOUS_MINUTES)
+    if account is None:
+        return PageSession(token_hash(token), None, [], cookie=token, stored=False, now=now)
     with Session(db) as s, s.begin():
         s.execute(delete(WebSession).where(col(WebSession.expires_at) <= now))
         s.add(
             WebSession(
                 token_hash=token_hash(token),
-                account_id=account.id if account else None,
-                expires_at=now + hours,
+                account_id=account.id,
+                expires_at=now + timedelta(hours=SESSION_HOURS),
                 created_at=now,
                 flash=[],
             )
         )
-    return PageSession(token_hash(token), account, [], cookie=token)
+    return PageSession(token_hash(token), account, [], cookie=token, now=now)
 
 
 def end(db: Engine, session: PageSession) -> None:
@@ -75,9 +81,19 @@ def end(db: Engine, session: PageSession) -> None:
 
 
 def push_flash(db: Engine, session: PageSession, text: str, level: str = "info") -> None:
-    """A message for the next page this browser sees."""
+    """A message for the next page this browser sees (an anonymous session gets its row now)."""
     session.flash.append({"level": level, "text": text})
     with Session(db) as s, s.begin():
+        if not session.stored:
+            now = session.now or datetime.now(UTC)
+            s.execute(delete(WebSession).where(col(WebSession.expires_at) <= now))
+            insert_if_absent(
+                s,
+                WebSession,
+                {"token_hash": session.token_hash, "account_id": None, "created_at": now,
+                 "expires_at": now + timedelta(minutes=ANONYMOUS_MINUTES), "flash": []},
+            )  # fmt: skip
+            session.stored = True
         s.execute(
             update(WebSession)
             .where(col(WebSession.token_hash) == session.token_hash)
@@ -88,7 +104,7 @@ def push_flash(db: Engine, session: PageSession, text: str, level: str = "info")
 def pop_flash(db: Engine, session: PageSession) -> list[dict[str, str]]:
     """The messages waiting for this page, cleared as they are shown."""
     messages, session.flash = session.flash, []
-    if messages:
+    if messages and session.stored:
         with Session(db) as s, s.begin():
             s.execute(
                 update(WebSession)

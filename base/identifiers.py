@@ -140,3 +140,12 @@ def validate_registration_no(code: str) -> IdentifierProblem | None:
 def _ascii_digits(text: str) -> bool:
     """True for 0-9 only: str.isdigit also accepts full-width and superscript digits."""
     return text.isascii() and text.isdigit()
+
+
+def bounded_key(*parts: str, limit: int = 120) -> str:
+    """A request key made of its parts; one too long for the column becomes its sha256, so a
+    long Idempotency-Key or batch name can never overflow the database."""
+    import hashlib
+
+    key = ":".join(parts)
+    return key if len(key) <= limit else "sha256:" + hashlib.sha256(key.encode()).hexdigest()

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from base.clock import Clock
+from base.identifiers import bounded_key
 from cli import help_format, render
 from cli.cluster_commands import deploy, worker
 from cli.flow_commands import flow_app
@@ -281,7 +282,8 @@ def submit(
                 {"received_at": received_at, "reason": reason, "evidence": evidence},
                 now=engine.clock.now(),
             )
-        results = engine.submit(data, actor=actor, request_key=request_key, receipt=receipt)
+        key = bounded_key(actor.username, request_key) if request_key else None  # yours alone
+        results = engine.submit(data, actor=actor, request_key=key, receipt=receipt)
     except InvalidApplication as exc:
         _fail_input(exc.errors, as_json=as_json)
         return

@@ -20,6 +20,7 @@ from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
+from base.identifiers import bounded_key
 from flows.batch_files import read_records
 from flows.common import case_engine, chunked
 from models.input_errors import InvalidApplication
@@ -57,7 +58,7 @@ def apply_action(engine: CaseEngine, row: dict[str, Any], key: str, actor: Actor
             f"本行的办理人“{named}”不是提交本批的账户“{actor.username}”，不能代他人办理",
             f"row names {named!r}, but the batch is {actor.username!r}'s",
         )
-    previous = engine.replay(key)
+    previous = engine.replay(key, actor=actor)
     if previous is not None:
         return previous
     with Session(engine.db) as s:
@@ -107,7 +108,9 @@ def apply_chunk(
     out: dict[str, Any] = {"applied": 0, "replayed": 0, "refused": []}
     for row_no, row in rows:
         try:
-            result = apply_action(engine, row, f"{batch_id}:{row_no}", actor)
+            # a reviewer's own keys: the same sheet run by a colleague is their own request
+            key = bounded_key(actor.username, batch_id, str(row_no))
+            result = apply_action(engine, row, key, actor)
         except (EngineError, InvalidApplication) as exc:
             message = exc.message_zh if isinstance(exc, EngineError) else str(exc)
             out["refused"].append(

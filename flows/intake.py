@@ -19,6 +19,7 @@ from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
+from base.identifiers import bounded_key
 from flows.batch_files import read_records
 from flows.common import case_engine, chunked
 from models.input_errors import InvalidApplication
@@ -75,7 +76,10 @@ def submit_chunk(
             given = application.pop("receipt", None)
             receipt = parse_receipt(given, now=engine.clock.now()) if given is not None else None
             results = engine.submit(
-                application, actor=actor, request_key=f"{batch_id}:{row_no}", receipt=receipt
+                application,
+                actor=actor,
+                request_key=bounded_key(batch_id, str(row_no)),
+                receipt=receipt,
             )
         except InvalidApplication as exc:
             record.status = "invalid"

@@ -55,8 +55,31 @@ class EnterpriseSize(StrEnum):
     MICRO = "micro"  # 微型
 
 
+BOT_SCHEMES = ("wecombot://", "dingtalk://", "feishu://", "lark://")
+BOT_HOSTS = {"qyapi.weixin.qq.com", "oapi.dingtalk.com", "open.feishu.cn", "open.larksuite.com"}
+
+
+def bot_url_allowed(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    if url.lower().startswith(BOT_SCHEMES):
+        return "@" not in url.split("://", 1)[1].split("/", 1)[0]  # no host of one's own
+    parts = urlsplit(url)
+    return parts.scheme == "https" and parts.hostname in BOT_HOSTS and parts.port in (None, 443)
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """No text field may hold a NUL (PostgreSQL cannot store it; no one means to send it)."""
+        if isinstance(value, str) and "\x00" in value:
+            raise PydanticCustomError(
+                "string.nul", "不能包含空字符（NUL）", {"en": "must not contain a NUL character"}
+            )
+        return value
 
 
 class Party(Strict):
@@ -80,7 +103,10 @@ class Party(Strict):
         "notice is also on the status page.",
     )
     im_url: str | None = Field(
-        default=None, max_length=500, description="the applicant's WeCom/DingTalk/Feishu bot URL"
+        default=None,
+        max_length=500,
+        description="the applicant's WeCom/DingTalk/Feishu group bot: wecombot://, dingtalk://, "
+        "feishu:// or lark:// (apprise), or https:// on the vendor's own webhook host",
     )
 
     @field_validator("uscc")
@@ -93,6 +119,20 @@ class Party(Strict):
         if problem:
             raise PydanticCustomError(problem.code, problem.zh, {"en": problem.en})
         return v
+
+    @field_validator("im_url")
+    @classmethod
+    def _bot(cls, v: str | None) -> str | None:
+        """Only the vendors' bots: relief must never be made to call an address of the
+        applicant's choosing (an internal service, say) with a notice and its query code."""
+        if v is None or bot_url_allowed(v):
+            return v
+        raise PydanticCustomError(
+            "im_url.host",
+            "群机器人地址只能是企业微信、钉钉或飞书的官方机器人地址（wecombot://、dingtalk://、"
+            "feishu://，或其官方 https 地址）",
+            {"en": "only WeCom, DingTalk or Feishu bot URLs are accepted"},
+        )
 
     @field_validator("registration_no")
     @classmethod
@@ -190,7 +230,7 @@ class RentStatePropertyApplication(Application):
     type: Literal[CaseType.RENT_STATE_PROPERTY]
     applicant: Tenant
     lease: Lease | None = None
-    stores: list[StoreLease] | None = Field(default=None, min_length=1)
+    stores: list[StoreLease] | None = Field(default=None, min_length=1, max_length=100)
     property_location_listed_medium_high_risk: bool = False
     enjoyed_under_7: Enjoyed7 = False
 
@@ -249,7 +289,7 @@ class IncubatorSubsidyApplication(Application):
 
     type: Literal[CaseType.RENT_INCUBATOR_SUBSIDY]
     applicant: Incubator
-    reductions: list[TenantReduction] = Field(min_length=1)
+    reductions: list[TenantReduction] = Field(min_length=1, max_length=1000)
     enjoyed_under_7: Enjoyed7 = False
 
 
@@ -371,7 +411,7 @@ class LoanSubsidyApplication(Application):
 
     type: Literal[CaseType.LOAN_SUBSIDY]
     applicant: Party
-    loans: list[Loan] = Field(min_length=1)
+    loans: list[Loan] = Field(min_length=1, max_length=50)
     eligible_interest: Money = Field(default=Decimal(0), description="应付利息（元）")
     guarantee_fee_paid: Money = Field(default=Decimal(0), description="已付担保费（元）")
     enjoyed_under_7: Enjoyed7 = False
@@ -406,3 +446,9 @@ def applicant_of(app: Application) -> Party:
         if isinstance(party, Party):
             return party
     raise TypeError(f"{type(app).__name__} has no applicant")
+
+
+def identity_in(facts: dict[str, Any]) -> str:
+    """The applicant's identity in stored facts (as Party.identity computes it)."""
+    party = facts.get("applicant") or facts.get("licensee") or {}
+    return str(party.get("uscc") or f"REG:{party.get('registration_no')}")

@@ -126,9 +126,15 @@ class Settings(BaseSettings):
         "kept in the database (table app_secret), so every API process shares it.",
     )
     trusted_proxies: str = Field(
-        default="127.0.0.1",
-        description="`relief serve`: addresses whose X-Forwarded-For is believed (the load "
-        "balancer's); the guessing limits count per client address.",
+        default="",
+        description="`relief serve`: comma-separated addresses whose X-Forwarded-For is believed "
+        "(the load balancer's). Empty: none, the connection's address counts. The guessing "
+        "limits count per client address.",
+    )
+    cookie_secure: bool = Field(
+        default=False,
+        description="Mark the page session cookie Secure (set it when TLS terminates in front "
+        "of relief; on plain HTTP the browser would not send it back).",
     )
     login_backoff_after: int = Field(
         default=3, ge=1, description="Failed sign-ins (or bad tokens) before each next try waits."

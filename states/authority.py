@@ -115,10 +115,18 @@ def _held_task(
             f"本科室没有该案件待办的{kinds}任务，不能执行“{trigger_zh(trigger)}”",
             f"no open {'/'.join(rule.task)} task of {actor.unit} on this case",
         )
-    free = [t for t in waiting if t.assignee in (None, actor.username)]
+    free = [t for t in waiting if t.assignee in (None, actor.username) or not t.assignee_active]
     if not free:
         raise ConflictError(
-            f"该任务已由{waiting[0].assignee}认领，请由认领人办理或请科室负责人改派",
+            f"该任务已由{waiting[0].assignee}认领，请由认领人办理，或由认领人释放后再认领",
             f"task claimed by {waiting[0].assignee}",
         )
     return free[0]
+
+
+def may_replay(
+    actor: Actor, rule: Permit | None, owner: str | None, bureaus: Iterable[str]
+) -> bool:
+    """A repeated request key returns the earlier result only to someone who may see the case
+    and take that kind of step (never another person's result by guessing their key)."""
+    return can_see(actor, owner, bureaus) and rule is not None and actor.role in rule.roles

@@ -43,7 +43,7 @@ from sqlmodel import Session
 from transitions import Machine
 
 from models.applications import Application, applicant_of
-from models.input_errors import InvalidApplication, parse_application
+from models.input_errors import FieldError, InvalidApplication, parse_application
 from models.receipts import PaperReceipt
 from models.tables import (
     Applicant,
@@ -253,17 +253,34 @@ class BatchEngine(CaseEngine):
             ):
                 replayed.setdefault(row.submission_key, []).append(row)
         parsed: list[tuple[int, SubmitItem, Application]] = []
+        now = self.clock.now()
         for index, item in chunk:
-            if item.request_key and item.request_key in replayed:
-                out.done[index] = [
-                    self._result(cast(Case, c), (), replayed=True)
-                    for c in replayed[item.request_key]
-                ]
-                continue
             try:
-                parsed.append((index, item, parse_application(item.data, today=today)))
-            except InvalidApplication as exc:
+                if item.request_key and item.request_key in replayed:
+                    self._may_see(s, item.actor, replayed[item.request_key])
+                    out.done[index] = [
+                        self._result(cast(Case, c), (), replayed=True)
+                        for c in replayed[item.request_key]
+                    ]
+                    continue
+                app = parse_application(item.data, today=today)
+                if item.receipt and item.receipt.received_at > now:
+                    raise InvalidApplication(
+                        [FieldError("receipt.received_at", "receipt.future",
+                                    "补录的收件时间不能晚于当前时间",
+                                    "a recorded receipt cannot be later than now")]
+                    )  # fmt: skip
+                # who may file comes first: nothing of a refused item is written
+                self._check_account(s, item.actor)
+                authorize_filing(
+                    item.actor, spec_for(app.type.value).machine.permit_for("submit"),
+                    applicant_of(app).identity, trigger="submit",
+                    backdated=item.receipt is not None,
+                )  # fmt: skip
+            except (EngineError, InvalidApplication) as exc:
                 out.refused[index] = exc
+                continue
+            parsed.append((index, item, app))
         if not parsed:
             return
         identities: dict[str, Application] = {}  # the first application brings the applicant
@@ -273,20 +290,10 @@ class BatchEngine(CaseEngine):
         applicant_ids = self._applicant_ids(s, identities)
         # judge every application first, then insert every case row in one statement
         planned: list[tuple[int, SubmitItem, Application, list[dict[str, Any]]]] = []
-        now = self.clock.now()
         for index, item, app in parsed:
             received_at = item.receipt.received_at if item.receipt else now
             filed_on = received_at.astimezone(now.tzinfo).date()
             party = applicant_of(app)
-            try:
-                self._check_account(s, item.actor)
-                authorize_filing(
-                    item.actor, spec_for(app.type.value).machine.permit_for("submit"),
-                    party.identity, trigger="submit", backdated=item.receipt is not None,
-                )  # fmt: skip
-            except EngineError as exc:
-                out.refused[index] = exc
-                continue
             assessments = assess_application(
                 app, filed_on=filed_on, register=self._register(s, party.identity)
             )
@@ -368,8 +375,12 @@ class BatchEngine(CaseEngine):
         self._prefetch_caps(s, [(cases.get(it.case_id), it.trigger) for _, it in chunk])
         for index, item in chunk:
             if item.request_key in replays:
-                first = cases[replays[item.request_key][0]]
-                out.done[index] = self._result(first, (), replayed=True)
+                try:
+                    out.done[index] = self._checked_replay(
+                        s, item.request_key, item.actor, case_id=item.case_id, trigger=item.trigger
+                    )
+                except EngineError as exc:
+                    out.refused[index] = exc
                 continue
             case = cases.get(item.case_id)
             try:
@@ -412,8 +423,8 @@ class BatchEngine(CaseEngine):
             try:
                 self._check_review(item.decision, item.reason)
                 if item.request_key in replays:
-                    out.done[index] = self._result(
-                        cases[replays[item.request_key][0]], (), replayed=True
+                    out.done[index] = self._checked_replay(
+                        s, item.request_key, item.actor, task_id=item.task_id
                     )
                     continue
                 case_id = case_of.get(item.task_id)
@@ -441,6 +452,12 @@ class BatchEngine(CaseEngine):
             )  # fmt: skip
             version = self._write(s, run, loaded_version=case.version)
             out.done[index] = self._result(case, run.steps, version=version, run=run)
+
+    def _checked_replay(self, s: Session, key: str | None, actor: Actor, **same: Any) -> FireResult:
+        """A replayed item's result, with the checks a single call makes (states/engine)."""
+        result = CaseEngine._replay(self, s, key, actor=actor, **same)
+        assert result is not None
+        return result
 
     # ------------------------------------------------------------ set-wise reads
     def _replays(self, s: Session, keys: list[str | None]) -> dict[str | None, tuple[int, int]]:

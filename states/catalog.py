@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -93,7 +93,11 @@ def assess(
     """Judge an application by the edition in force on its filing date."""
     edition = edition or edition_for(filed_on)
     spec = CATALOG[app.type]
-    return spec.assess(app, edition, filed_on=filed_on, register=register or [])
+    machine = spec.machine  # whether a type needs confirmation or pays out is declared there
+    return [
+        replace(a, needs_confirmation=machine.needs_confirmation, pays_out=machine.pays_out)
+        for a in spec.assess(app, edition, filed_on=filed_on, register=register or [])
+    ]
 
 
 def json_schema(case_type: str) -> dict[str, Any]:

@@ -8,13 +8,24 @@ officer (setting `credit_causation`); individual businesses get a manual-review 
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from models.applications import ApplicantKind, CreditExemptionApplication
+from models.tables import CreditExemptionRecord
 from states.edition import Basis, Edition
-from states.lifecycle import EffectOnlyMachine
+from states.lifecycle import EffectFacts, EffectOnlyMachine
 from states.rules import Assessment, Check, Decision, Prior7Entry, TaskKind, route, window_check
 
-MACHINE = EffectOnlyMachine("credit_exemption", needs_confirmation=False)
+
+def exemption_record(e: EffectFacts) -> tuple[type[CreditExemptionRecord], dict[str, Any]]:
+    """信用豁免登记: the penalty kept out of the credit record."""
+    return CreditExemptionRecord, dict(
+        case_id=e.case_id, subject=e.party, penalty_ref=e.assessment.effect.get("penalty", ""),
+        at=e.at,
+    )  # fmt: skip
+
+
+MACHINE = EffectOnlyMachine("credit_exemption", needs_confirmation=False, register=exemption_record)
 
 
 def assess(

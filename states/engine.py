@@ -11,7 +11,7 @@ opening reviews, ordering payouts) in the same transaction, each with its own ev
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -28,7 +28,7 @@ from base.clock import Clock
 from base.money import to_money
 from base.query_codes import new_query_code
 from base.working_days import add_working_days, working_days_between
-from models.applications import Application, StoreLease, applicant_of
+from models.applications import Application, StoreLease, applicant_of, identity_in
 from models.db import insert_if_absent
 from models.input_errors import FieldError, InvalidApplication, parse_application
 from models.receipts import PaperReceipt
@@ -40,12 +40,9 @@ from models.tables import (
     CapGrant,
     Case,
     CaseEvent,
-    CreditExemptionRecord,
-    LicenceExtensionRecord,
     Notice,
     Payout,
     Prior7Benefit,
-    RentWaiverRecord,
     ReviewTask,
 )
 from notifications.context import NoticeInput, issuer_route
@@ -53,7 +50,7 @@ from notifications.context import build as build_notice_context
 from notifications.doc_numbers import next_doc_number
 from notifications.render import render_notice
 from states.actors import Actor
-from states.authority import authorize, authorize_filing
+from states.authority import authorize, authorize_filing, can_see, may_replay
 from states.catalog import CaseTypeSpec, spec_for
 from states.catalog import assess as assess_application
 from states.edition import edition_by_id
@@ -68,9 +65,11 @@ from states.errors import (
 from states.labels import state_zh
 from states.lifecycle import (
     BUREAU_NOTICES,
+    CLAIMED_AS,
     PERMITS,
     CaseState,
     CaseSubject,
+    EffectFacts,
     Effects,
     NoticeKind,
 )
@@ -79,21 +78,10 @@ from states.rules import Assessment, Component, Decision, Prior7Entry, Route, Ta
 
 log = logging.getLogger(__name__)
 
-FACT_TRIGGERS = frozenset({"resubmit", "supply_info", "confirm", "lockdown_lifted"})
 MAX_AUTO_STEPS = 20
 REPLY_NOTICES = frozenset(
     {NoticeKind.CORRECTION, NoticeKind.DEFERRED_ACCEPTANCE, NoticeKind.MORE_INFO}
 )
-# what closing a case's open tasks records, by trigger; other triggers cancel them
-CLOSING_DECISIONS = {
-    "approve": "approve",
-    "reject": "reject",
-    "confirm": "confirmed",
-    "accept": "accept",
-    "accept_deferred": "accept_deferred",
-    "request_correction": "correction",
-    "refuse_acceptance": "refuse",
-}
 
 
 # ---------------------------------------------------------------- results
@@ -236,7 +224,7 @@ class CaseEngine:
             ).first()
         rule = (
             PERMITS.get(trigger)
-            if trigger in ("review", "note_task", "claim_task")
+            if trigger in ("review", "note_task")
             else (run.spec.machine.permit_for(trigger))
         )
         return authorize(actor, trigger, rule, owner=run.owner, tasks=run.tasks, task_id=task_id)
@@ -279,6 +267,17 @@ class CaseEngine:
         today = self.clock.today()
         app = parse_application(data, today=today)
         received_at = receipt.received_at if receipt else self.clock.now()
+        if received_at > self.clock.now():
+            raise InvalidApplication(
+                [
+                    FieldError(
+                        "receipt.received_at",
+                        "receipt.future",
+                        "补录的收件时间不能晚于当前时间",
+                        "a recorded receipt cannot be later than now",
+                    )
+                ]
+            )
         filed_on = received_at.astimezone(self.clock.now().tzinfo).date()
         with self._tx() as s:
             if request_key:
@@ -288,6 +287,7 @@ class CaseEngine:
                     .order_by(col(Case.id))
                 ).all()
                 if existing:
+                    self._may_see(s, actor, existing)
                     return [self._result(c, (), replayed=True) for c in existing]
             party = applicant_of(app)
             self._check_account(s, actor)
@@ -447,7 +447,7 @@ class CaseEngine:
         """Run `trigger` on a case (then its automatic transitions) in one transaction."""
         payload = dict(payload or {})
         with self._tx() as s:
-            replay = self._replay(s, request_key)
+            replay = self._replay(s, request_key, actor=actor, case_id=case_id, trigger=trigger)
             if replay is not None:
                 return replay
             case = self._load(s, case_id)
@@ -491,7 +491,7 @@ class CaseEngine:
         """A bureau's review decision ('pass' or 'fail'); the gateway advances when all decided."""
         self._check_review(decision, reason)
         with self._tx() as s:
-            replay = self._replay(s, request_key)
+            replay = self._replay(s, request_key, actor=actor, task_id=task_id)
             if replay is not None:
                 return replay
             case_id = s.exec(
@@ -570,37 +570,44 @@ class CaseEngine:
         self._auto(s, run)
 
     def claim_task(self, task_id: int, *, actor: Actor) -> FireResult:
-        """认领 — take a task of one's own section; someone else's claim is a conflict."""
+        """认领 — take a task of one's own section that one may act on; another's claim is a
+        conflict (a claim by a disabled account holds nobody off)."""
+        return self._assign(task_id, actor=actor, claim=True)
+
+    def release_task(self, task_id: int, *, actor: Actor) -> FireResult:
+        """释放 — give back a task one has claimed, so that a colleague can take it."""
+        return self._assign(task_id, actor=actor, claim=False)
+
+    def _assign(self, task_id: int, *, actor: Actor, claim: bool) -> FireResult:
         with self._tx() as s:
-            case_id = s.exec(
-                select(ReviewTask.case_id).where(col(ReviewTask.id) == task_id)
+            found = s.exec(
+                select(ReviewTask.case_id, ReviewTask.kind).where(col(ReviewTask.id) == task_id)
             ).first()
-            if case_id is None:
+            if found is None:
                 raise no_such_task()
-            case = self._load(s, case_id)
+            case = self._load(s, found[0])
             run = self._start_run(s, case, actor)
-            task = self._authorize(s, run, "claim_task", task_id=task_id)
+            task = self._authorize(s, run, CLAIMED_AS.get(found[1], "review"), task_id=task_id)
             assert task is not None
-            taken = s.exec(
+            if claim and task.assignee == actor.username:
+                return self._result(case, (), replayed=True)  # claimed already: nothing to do
+            if not claim and task.assignee != actor.username:
+                raise ConflictError("只有认领人可以释放该任务", f"task {task_id} is not yours")
+            held = col(ReviewTask.assignee).is_(None) | (col(ReviewTask.assignee) == task.assignee)
+            changed = s.exec(
                 update(ReviewTask)
-                .where(
-                    col(ReviewTask.id) == task_id,
-                    col(ReviewTask.status) == "open",
-                    col(ReviewTask.assignee).is_(None)
-                    | (col(ReviewTask.assignee) == actor.username),
-                )
-                .values(assignee=actor.username)
+                .where(col(ReviewTask.id) == task_id, col(ReviewTask.status) == "open", held)
+                .values(assignee=actor.username if claim else None)
             )
-            if taken.rowcount != 1:
+            if changed.rowcount != 1:
                 raise ConflictError("该任务已由他人认领或已办结", f"task {task_id} was taken")
-            if task.assignee == actor.username:  # claimed already: nothing to record
-                return self._result(case, (), replayed=True)
             self._record(
                 run,
-                Step(case.state, case.state, "claim_task"),
-                {"task_id": task_id, "unit": _unit_of(task), "assignee": actor.username},
+                Step(case.state, case.state, "claim_task" if claim else "release_task"),
+                {"task_id": task_id, "unit": _unit_of(task), "assignee": actor.username,
+                 "before": task.assignee},
                 None,
-            )
+            )  # fmt: skip
             version = self._write(s, run, loaded_version=case.version)
             return self._result(case, run.steps, version=version, run=run)
 
@@ -651,21 +658,74 @@ class CaseEngine:
             version = self._write(s, run, loaded_version=case.version)
             return self._result(case, run.steps, version=version, run=run)
 
-    def replay(self, request_key: str) -> FireResult | None:
+    def replay(self, request_key: str, *, actor: Actor) -> FireResult | None:
         """The earlier result of a request key, if that request was already carried out."""
         with Session(self.db) as s:
-            return self._replay(s, request_key)
+            return self._replay(s, request_key, actor=actor)
 
     # ------------------------------------------------------------ pieces of a run
-    def _replay(self, s: Session, request_key: str | None) -> FireResult | None:
+    def _replay(
+        self,
+        s: Session,
+        request_key: str | None,
+        *,
+        actor: Actor,
+        case_id: int | None = None,
+        trigger: str | None = None,
+        task_id: int | None = None,
+    ) -> FireResult | None:
+        """The earlier result of this very request — to someone who may see it and take that
+        step; a key used for another step or another case is refused, not answered."""
         if not request_key:
             return None
         ev = s.exec(select(CaseEvent).where(col(CaseEvent.request_key) == request_key)).first()
         if ev is None:
             return None
+        if task_id is not None:
+            trigger = "review_decided"
+        same = (
+            (case_id is None or ev.case_id == case_id)
+            and (trigger is None or ev.trigger == trigger)
+            and (task_id is None or ev.payload.get("task_id") == task_id)
+        )
+        if not same:
+            raise ConflictError(
+                "该请求编号已用于其他办理事项，本次未办理；请换用新的请求编号",
+                f"request key {request_key!r} was used for another step",
+            )
         case = s.get(Case, ev.case_id)
         assert case is not None
+        step = "review" if ev.trigger == "review_decided" else ev.trigger
+        rule = (
+            PERMITS.get(step)
+            if step in ("review", "note_task")
+            else (spec_for(case.case_type).machine.permit_for(step))
+        )
+        owner = s.exec(
+            select(Applicant.identity).where(col(Applicant.id) == case.applicant_id)
+        ).first()
+        bureaus = s.exec(
+            select(ReviewTask.bureau_code).where(col(ReviewTask.case_id) == case.id)
+        ).all()
+        if not may_replay(actor, rule, owner, bureaus):
+            if not can_see(actor, owner, bureaus):
+                raise no_such_case()
+            raise NotPermitted(
+                "该请求编号已由他人用于办理本案件，本次未办理", "request key of someone else's step"
+            )
         return self._result(case, (), replayed=True)
+
+    def _may_see(self, s: Session, actor: Actor, cases: Sequence[Any]) -> None:
+        """A repeated submission's cases go back only to someone who may see them."""
+        for case in cases:
+            owner = s.exec(
+                select(Applicant.identity).where(col(Applicant.id) == case.applicant_id)
+            ).first()
+            if not can_see(actor, owner, ()):
+                raise ConflictError(
+                    "该请求编号已被使用，本次未办理；请换用新的请求编号",
+                    "request key already used by someone else",
+                )
 
     def _load(self, s: Session, case_id: int) -> Case:
         case = s.get(Case, case_id)
@@ -694,6 +754,7 @@ class CaseEngine:
             lift_known=bool(case.facts.get("lockdown_lift_date")),
             manual_intake=self.settings.intake_review,
             intake_task_open=any(t.kind == "intake" and t.status == "open" for t in views),
+            today=self.clock.today(),
         )
         return _Run(
             case=case, spec=spec, subject=subject, actor=actor, next_seq=last_seq + 1, tasks=views
@@ -709,11 +770,13 @@ class CaseEngine:
         last_seq = s.exec(
             select(func.max(CaseEvent.seq)).where(col(CaseEvent.case_id) == case_id)
         ).one()
-        return [task_view(r) for r in rows], int(last_seq or 0)
+        views = [task_view(r) for r in rows]
+        mark_inactive_assignees(s, views)
+        return views, int(last_seq or 0)
 
     def _refacts(self, s: Session, run: _Run, trigger: str, patch: Any) -> None:
         """Apply corrected or confirmed facts, re-validate and re-assess (before the guards)."""
-        if trigger not in FACT_TRIGGERS:
+        if trigger not in run.spec.machine.fact_triggers:
             raise TransitionRefused(
                 f"“{trigger}”不接受修改申请事实",
                 f"trigger {trigger} does not take facts",
@@ -726,12 +789,33 @@ class CaseEngine:
         app = parse_application(merged, today=self.clock.today())
         party = applicant_of(app)
         edition = edition_by_id(run.case.edition_id)
-        assessment = assess_application(
+        assessments = assess_application(
             app,
             filed_on=run.case.filed_on,
             register=self._register(s, party.identity),
             edition=edition,
-        )[0]
+        )
+        assessment = assessments[0]
+        if (
+            app.type.value != run.case.case_type
+            or party.identity != identity_in(run.case.facts)
+            or len(assessments) != 1
+            or assessment.subject_key != run.case.subject_key
+        ):
+            # a correction corrects; it does not move the case to another enterprise, type,
+            # store, property or licence (their caps and the 7号 register would follow)
+            raise InvalidApplication(
+                [
+                    FieldError(
+                        "facts",
+                        "facts.subject_fixed",
+                        "补正、补充或确认不能更改申请人（统一社会信用代码/注册号）、申请类型或"
+                        "申请对象（门店、房屋、许可证）；如需更改，请撤回后重新申请",
+                        "a correction may not change the applicant, the type or the object "
+                        "of the case; withdraw and apply again",
+                    )
+                ]
+            )
         run.subject.assessment = assessment
         run.subject.lift_known = bool(merged.get("lockdown_lift_date"))
         run.changes.update(
@@ -843,9 +927,9 @@ class CaseEngine:
         assert run.case.id is not None
         now = self.clock.now()
         seq = run.next_seq - 1
-        if effects.close_tasks:
+        if effects.closes_tasks:
             run.subject.intake_task_open = False
-            decision = CLOSING_DECISIONS.get(run.steps[-1].trigger)
+            decision = effects.closing
             self._close_tasks(
                 s,
                 run.case.id,
@@ -895,7 +979,20 @@ class CaseEngine:
                 )
             )
         if effects.apply_effect:
-            run.after_update.append(self._effect_record(run))
+            register = run.spec.machine.effect_register
+            assert register is not None, f"{run.case.case_type} has no effect register"
+            run.after_update.append(
+                register(
+                    EffectFacts(
+                        case_id=run.case.id,
+                        subject_key=run.case.subject_key,
+                        facts=run.changes.get("facts", run.case.facts),
+                        assessment=run.subject.assessment,
+                        granted=run.changes.get("amount_granted", run.case.amount_granted),
+                        at=now,
+                    )
+                )
+            )
         if effects.settle_payout:
             self._settle_payout(
                 s,
@@ -1045,37 +1142,6 @@ class CaseEngine:
             due_on=add_working_days(today, days),
             created_at=self.clock.now(),
         )
-
-    def _effect_record(self, run: _Run) -> tuple[type[SQLModel], dict[str, Any]]:
-        case, a, now = run.case, run.subject.assessment, self.clock.now()
-        assert case.id is not None
-        facts = run.changes.get("facts", case.facts)
-        party = facts.get("applicant") or facts.get("licensee") or {}
-        who = party.get("uscc") or f"REG:{party.get('registration_no')}"
-        if case.case_type == "rent_state_property":
-            granted = run.changes.get("amount_granted", case.amount_granted)
-            return RentWaiverRecord, dict(
-                case_id=case.id,
-                tenant=who,
-                object_id=case.subject_key,
-                months=int(a.effect.get("months", "0")),
-                amount=to_money(granted or 0),
-                at=now,
-            )
-        if case.case_type == "licence_extension":
-            return LicenceExtensionRecord, dict(
-                case_id=case.id,
-                licensee=who,
-                licence_no=facts["licence"].get("licence_no") or "",
-                original_expiry=date.fromisoformat(a.effect["original_expiry"]),
-                new_expiry=date.fromisoformat(a.effect["new_expiry"]),
-                at=now,
-            )
-        if case.case_type == "credit_exemption":
-            return CreditExemptionRecord, dict(
-                case_id=case.id, subject=who, penalty_ref=a.effect.get("penalty", ""), at=now
-            )
-        raise RuntimeError(f"no effect register for {case.case_type}")
 
     # ------------------------------------------------------------ grants and caps
     def _grant_plan(self, s: Session, run: _Run, payload: dict[str, Any]) -> _GrantPlan:
@@ -1315,6 +1381,23 @@ TASK_VIEW_COLUMNS: tuple[Any, ...] = tuple(
         ReviewTask.due_on,
     )
 )
+
+
+def mark_inactive_assignees(s: Session, views: list[TaskView]) -> None:
+    """Flag open tasks claimed by an account that is no longer active (one query, if any)."""
+    names = {v.assignee for v in views if v.assignee and v.status == "open"}
+    if not names:
+        return
+    active = set(
+        s.exec(
+            select(Account.username).where(
+                col(Account.username).in_(names), col(Account.active).is_(True)
+            )
+        ).all()
+    )
+    for v in views:
+        if v.assignee in names and v.assignee not in active:
+            v.assignee_active = False
 
 
 def task_view(row: Any) -> TaskView:

@@ -9,14 +9,17 @@ case waits in `extended_pending_lift`. A valid lockdown document opens the green
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from base.civil_dates import add_days, add_months
 from models.applications import LicenceExtensionApplication
+from models.tables import LicenceExtensionRecord
 from states.actors import Role
 from states.edition import Basis, Edition
 from states.lifecycle import (
     DECISION_SOURCES,
     CaseState,
+    EffectFacts,
     EffectOnlyMachine,
     Effects,
     NoticeKind,
@@ -33,26 +36,42 @@ from states.permits import permit
 from states.rules import Assessment, Check, Decision, Prior7Entry, TaskKind, route, window_check
 
 S = CaseState
+
+
+def extension_record(e: EffectFacts) -> tuple[type[LicenceExtensionRecord], dict[str, Any]]:
+    """许可证有效期顺延登记: the licence's old and new expiry."""
+    return LicenceExtensionRecord, dict(
+        case_id=e.case_id,
+        licensee=e.party,
+        licence_no=(e.facts.get("licence") or {}).get("licence_no") or "",
+        original_expiry=date.fromisoformat(e.assessment.effect["original_expiry"]),
+        new_expiry=date.fromisoformat(e.assessment.effect["new_expiry"]),
+        at=e.at,
+    )
+
+
 MACHINE = EffectOnlyMachine(
     "licence_extension",
     needs_confirmation=False,
+    register=extension_record,
     extra=(
         Row("grant_ex_officio", S.DRAFT, S.APPROVED, (), Effects(grant=True)),
         # the 有效期顺延告知书 is the licensee's notice; an approval issues no second one
         Row("approve", DECISION_SOURCES, S.APPROVED,
             (decision_ready, rules_allow_grant, amount_within_ceiling),
-            Effects(close_tasks=True, grant=True)),
+            Effects(closing="approve", grant=True)),
         Row("await_lift", [S.APPROVED, S.PARTIALLY_APPROVED], S.EXTENDED_PENDING_LIFT,
             (no_payout, lift_pending), Effects(notices=(NoticeKind.EXTENSION,)), auto=True),
         Row("apply_effect", [S.APPROVED, S.PARTIALLY_APPROVED], S.EFFECT_APPLIED,
             (no_payout, lift_resolved), Effects(apply_effect=True, notices=(NoticeKind.EXTENSION,)),
             auto=True),
         Row("lockdown_lifted", S.EXTENDED_PENDING_LIFT, S.EFFECT_APPLIED, (has_lift_date,),
-            Effects(apply_effect=True, notices=(NoticeKind.EXTENSION,))),
+            Effects(apply_effect=True, notices=(NoticeKind.EXTENSION,)), takes_facts=True),
     ),
     permits=(
         ("grant_ex_officio", permit(Role.OPERATOR, Role.SYSTEM)),  # 依职权: the authority acts
-        ("lockdown_lifted", permit(Role.APPLICANT, Role.OPERATOR)),  # the lift date is reported
+        # the lift date is a fact the bureau confirms (an applicant reports it to the bureau)
+        ("lockdown_lifted", permit(Role.REVIEWER, Role.OPERATOR)),
     ),
 )  # fmt: skip
 

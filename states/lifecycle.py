@@ -8,7 +8,9 @@ payout to order, an effect to apply); the engine performs them. Guards only read
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, cast
@@ -83,7 +85,8 @@ class Effects:
     """What a transition owes; the engine writes these in the same transaction."""
 
     open_tasks: tuple[TaskKind, ...] = ()
-    close_tasks: bool = False
+    close_tasks: bool = False  # the case's open tasks end, cancelled (withdrawn, expired)
+    closing: str | None = None  # ... or done, recording this decision (approve, confirmed, …)
     notices: tuple[NoticeKind, ...] = ()
     order_payout: bool = False
     apply_effect: bool = False
@@ -91,6 +94,10 @@ class Effects:
     settle_payout: bool = False  # the payout order is paid (treasury reference in payload)
     pause_clock: bool = False  # task deadlines stop while the applicant answers
     resume_clock: bool = False  # deadlines move on by the working days paused
+
+    @property
+    def closes_tasks(self) -> bool:
+        return self.close_tasks or self.closing is not None
 
 
 @dataclass(eq=False)
@@ -109,6 +116,7 @@ class CaseSubject:
     lift_known: bool = False
     manual_intake: bool = False  # an intake officer accepts (setting RELIEF_INTAKE_REVIEW)
     intake_task_open: bool = False
+    today: date | None = None  # the engine's clock, for guards about dates that must have passed
 
 
 # ---------------------------------------------------------------- guards (read, never write)
@@ -201,11 +209,19 @@ def amount_within_ceiling(event: EventData) -> bool:
     amount = _payload(event).get("amount")
     if amount is None:
         return True
+    value = decided_amount(amount)
+    return value is not None and Decimal(0) <= value <= _m(event).assessment.amount
+
+
+def decided_amount(amount: Any) -> Decimal | None:
+    """A decided amount as a finite Decimal, or None (absent, NaN, infinite, not a number)."""
+    if amount is None or isinstance(amount, bool):
+        return None
     try:
         value = Decimal(str(amount))
-    except InvalidOperation:
-        return False
-    return Decimal(0) <= value <= _m(event).assessment.amount
+    except (InvalidOperation, ValueError):
+        return None
+    return value if value.is_finite() else None
 
 
 def is_partial(event: EventData) -> bool:
@@ -213,10 +229,8 @@ def is_partial(event: EventData) -> bool:
     a: Assessment = _m(event).assessment
     if a.decision == Decision.PARTIALLY_GRANTED or event.kwargs.get("capped"):
         return True
-    amount = _payload(event).get("amount")
-    if amount is not None and Decimal(str(amount)) < a.amount:
-        return True
-    return False
+    value = decided_amount(_payload(event).get("amount"))
+    return value is not None and value < a.amount
 
 
 def has_amount_to_grant(event: EventData) -> bool:
@@ -250,9 +264,14 @@ def lift_resolved(event: EventData) -> bool:
 
 
 def has_lift_date(event: EventData) -> bool:
-    """须提供封管控解除日期 (payload.facts.lockdown_lift_date)."""
-    facts = _payload(event).get("facts") or {}
-    return bool(facts.get("lockdown_lift_date"))
+    """须提供已经发生的封管控解除日期 (payload.facts.lockdown_lift_date, not after today)."""
+    given = (_payload(event).get("facts") or {}).get("lockdown_lift_date")
+    today = _m(event).today
+    try:
+        lifted = date.fromisoformat(str(given))
+    except ValueError:
+        return False
+    return today is None or lifted <= today
 
 
 # ---------------------------------------------------------------- the table
@@ -282,6 +301,7 @@ class Row:
     conditions: tuple[Any, ...] = ()
     effects: Effects = Effects()
     auto: bool = False  # the engine fires it by itself when its guards hold
+    takes_facts: bool = False  # the trigger may carry corrected or confirmed facts
 
     def sources(self) -> list[CaseState]:
         return self.source if isinstance(self.source, list) else [self.source]
@@ -307,37 +327,38 @@ def _lifecycle_table() -> tuple[Row, ...]:
         Row("await_intake", S.SUBMITTED, S.SUBMITTED, (manual_intake, no_open_intake_task),
             Effects(open_tasks=(TaskKind.INTAKE,)), auto=True),
         Row("accept", S.SUBMITTED, S.ACCEPTED, (manual_intake, acceptable),
-            Effects(close_tasks=True, notices=(n.ACCEPTANCE,))),
+            Effects(closing="accept", notices=(n.ACCEPTANCE,))),
         Row("accept_deferred", S.SUBMITTED, S.ACCEPTED, (manual_intake, acceptable, has_items),
-            Effects(close_tasks=True, notices=(n.DEFERRED_ACCEPTANCE,))),
+            Effects(closing="accept_deferred", notices=(n.DEFERRED_ACCEPTANCE,))),
         Row("refuse_acceptance", S.SUBMITTED, S.NOT_ACCEPTED, (manual_intake, refusal_grounds),
-            Effects(close_tasks=True, notices=(n.NOT_ACCEPTED,))),
+            Effects(closing="refuse", notices=(n.NOT_ACCEPTED,))),
         Row("request_correction", S.SUBMITTED, S.CORRECTION_REQUESTED, (manual_intake, has_items),
-            Effects(close_tasks=True, notices=(n.CORRECTION,))),
-        Row("resubmit", S.CORRECTION_REQUESTED, S.RESUBMITTED),
+            Effects(closing="correction", notices=(n.CORRECTION,))),
+        Row("resubmit", S.CORRECTION_REQUESTED, S.RESUBMITTED, takes_facts=True),
         Row("recheck", S.RESUBMITTED, S.SUBMITTED, auto=True),
         Row("start_review", S.ACCEPTED, S.UNDER_REVIEW, (),
             Effects(open_tasks=(TaskKind.REVIEW,)), auto=True),
         Row("request_info", S.UNDER_REVIEW, S.MORE_INFO_REQUESTED, (has_items,),
             Effects(notices=(n.MORE_INFO,), pause_clock=True)),
         Row("supply_info", S.MORE_INFO_REQUESTED, S.UNDER_REVIEW, (),
-            Effects(resume_clock=True)),
+            Effects(resume_clock=True), takes_facts=True),
         Row("complete_reviews", S.UNDER_REVIEW, S.AWAITING_CONFIRMATION,
             (reviews_all_pass, needs_confirmation), Effects(open_tasks=(TaskKind.CONFIRM,)),
             auto=True),
         Row("complete_reviews", S.UNDER_REVIEW, S.UNDER_REVIEW, (reviews_done, no_decide_task),
             Effects(open_tasks=(TaskKind.DECIDE,)), auto=True),
         Row("confirm", S.AWAITING_CONFIRMATION, S.CONFIRMED, (),
-            Effects(close_tasks=True, open_tasks=(TaskKind.DECIDE,))),
+            Effects(closing="confirmed", open_tasks=(TaskKind.DECIDE,)),
+            takes_facts=True),
         Row("approve", DECISION_SOURCES, S.PARTIALLY_APPROVED,
             (decision_ready, rules_allow_grant, amount_within_ceiling, has_amount_to_grant,
              is_partial),
-            Effects(close_tasks=True, grant=True, notices=(n.DECISION_PARTIAL,))),
+            Effects(closing="approve", grant=True, notices=(n.DECISION_PARTIAL,))),
         Row("approve", DECISION_SOURCES, S.APPROVED,
             (decision_ready, rules_allow_grant, amount_within_ceiling, has_amount_to_grant),
-            Effects(close_tasks=True, grant=True, notices=(n.DECISION_GRANTED,))),
+            Effects(closing="approve", grant=True, notices=(n.DECISION_GRANTED,))),
         Row("reject", [S.UNDER_REVIEW, S.AWAITING_CONFIRMATION, S.CONFIRMED], S.REJECTED,
-            (has_reason,), Effects(close_tasks=True, notices=(n.DECISION_REFUSED,))),
+            (has_reason,), Effects(closing="reject", notices=(n.DECISION_REFUSED,))),
         Row("order_payout", [S.APPROVED, S.PARTIALLY_APPROVED], S.PAYOUT_ORDERED, (pays_out,),
             Effects(order_payout=True), auto=True),
         Row("record_payment", S.PAYOUT_ORDERED, S.PAID, (),
@@ -355,7 +376,7 @@ def _lifecycle_table() -> tuple[Row, ...]:
 # ---------------------------------------------------------------- who may fire what
 _R = Role
 _T = TaskKind
-_INTAKE_STEP = permit(_R.INTAKE_OFFICER, _R.REVIEWER, task=(_T.INTAKE,))
+_INTAKE_STEP = permit(_R.INTAKE_OFFICER, task=(_T.INTAKE,))
 # A trigger without a permit is internal: only the engine fires it (the automatic rows).
 PERMITS: dict[str, Permit] = {
     "submit": permit(_R.APPLICANT, _R.INTAKE_OFFICER, _R.OPERATOR),
@@ -374,10 +395,33 @@ PERMITS: dict[str, Permit] = {
     "withdraw": permit(_R.APPLICANT),
     "expire": permit(_R.OPERATOR, _R.SYSTEM),
     "note_task": permit(_R.OPERATOR, _R.SYSTEM),  # CaseEngine.note_task (SLA)
-    "claim_task": permit(  # CaseEngine.claim_task: a task of one's own section
-        _R.REVIEWER, _R.INTAKE_OFFICER, task=(_T.INTAKE, _T.REVIEW, _T.CONFIRM, _T.DECIDE)
-    ),
 }
+# 认领: a task is claimed (or released) by whoever may take the step it is for, so a claim can
+# never keep out the people who may act, nor let in one who may not (the case's reviewer)
+CLAIMED_AS: dict[str, str] = {
+    TaskKind.INTAKE: "accept",
+    TaskKind.REVIEW: "review",
+    TaskKind.CONFIRM: "confirm",
+    TaskKind.DECIDE: "approve",
+}
+
+
+@dataclass(frozen=True)
+class EffectFacts:
+    """What an effect register row is made from."""
+
+    case_id: int
+    subject_key: str
+    facts: dict[str, Any]
+    assessment: Assessment
+    granted: Decimal | None
+    at: datetime
+
+    @property
+    def party(self) -> str:
+        """The enterprise as the registers name it: its USCC, else REG:<注册号>."""
+        p = self.facts.get("applicant") or self.facts.get("licensee") or {}
+        return str(p.get("uscc") or f"REG:{p.get('registration_no')}")
 
 
 @dataclass(frozen=True)
@@ -389,6 +433,8 @@ class TypeMachine:
     pays_out: bool
     extra_rows: tuple[Row, ...] = ()
     extra_permits: tuple[tuple[str, Permit], ...] = ()
+    # the register an approved effect is written to (rent waiver, licence expiry, exemption)
+    effect_register: Callable[[EffectFacts], tuple[Any, dict[str, Any]]] | None = None
 
     def rows(self) -> list[Row]:
         return [*self.extra_rows, *_lifecycle_table()]
@@ -441,6 +487,11 @@ class TypeMachine:
     def permits(self) -> dict[str, Permit]:
         return {**PERMITS, **dict(self.extra_permits)}
 
+    @functools.cached_property
+    def fact_triggers(self) -> frozenset[str]:
+        """The triggers that may carry facts (补正, 补充, 确认, 解封日期)."""
+        return frozenset(r.trigger for r in self.rows() if r.takes_facts)
+
     def permit_for(self, trigger: str) -> Permit | None:
         """Who may fire `trigger` from outside the engine; None: internal (automatic) only."""
         return self.permits.get(trigger)
@@ -475,16 +526,19 @@ def EffectOnlyMachine(
     case_type: str,
     *,
     needs_confirmation: bool,
+    register: Callable[[EffectFacts], tuple[Any, dict[str, Any]]],
     extra: tuple[Row, ...] = (),
     permits: tuple[tuple[str, Permit], ...] = (),
 ) -> TypeMachine:
-    """A type whose approval takes effect without a payout (rent waiver, licence, credit)."""
+    """A type whose approval takes effect without a payout (rent waiver, licence, credit),
+    written to its register."""
     return TypeMachine(
         case_type,
         needs_confirmation=needs_confirmation,
         pays_out=False,
         extra_rows=extra,
         extra_permits=permits,
+        effect_register=register,
     )
 
 

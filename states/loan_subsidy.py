@@ -151,8 +151,6 @@ def assess(
             components=components,
             routes=tuple(routes),
             effect={"cumulative_principal": str(total)},
-            needs_confirmation=True,
-            pays_out=True,
             claimed=to_money(interest + guarantee),
         )
     ]

@@ -34,6 +34,7 @@ class TaskView:
     assignee: str | None = None
     decided_by: str | None = None
     due_on: date | None = None
+    assignee_active: bool = True  # a claim by a disabled account holds nobody off
 
 
 def permit(*roles: Role, task: tuple[TaskKind, ...] = (), not_the_reviewer: bool = False) -> Permit:

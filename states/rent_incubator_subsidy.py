@@ -147,8 +147,6 @@ def assess(
             components=(component,),
             routes=routes,
             effect={"eligible_reduced": str(eligible_reduced)},
-            needs_confirmation=True,
-            pays_out=True,
             claimed=money_share(claimed_total, p.rate.value),
         )
     ]

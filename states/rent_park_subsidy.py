@@ -161,8 +161,6 @@ def assess(
             routes=routes,
             effect={"gross": str(gross), "cap_remaining_after": str(remaining - subsidy)},
             subject_key=cap_key(app),
-            needs_confirmation=True,
-            pays_out=True,
             claimed=gross,
         )
     ]

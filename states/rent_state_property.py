@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from base.money import to_money
 from models.applications import ApplicantKind, EnterpriseSize, Lease, RentStatePropertyApplication
 from models.applications import StoreLease as StoreLeaseInput
+from models.tables import RentWaiverRecord
 from states.edition import Basis, Edition
-from states.lifecycle import EffectOnlyMachine
+from states.lifecycle import EffectFacts, EffectOnlyMachine
 from states.rules import (
     Assessment,
     Check,
@@ -32,7 +34,20 @@ FAMILY = "state_property_rent"  # 7号 register family
 STATE_OWNED = {"district_SOE", "district_admin_institution", "central_SOE", "municipal_state"}
 SMALL_OR_MICRO = {EnterpriseSize.SMALL, EnterpriseSize.MICRO}
 
-MACHINE = EffectOnlyMachine("rent_state_property", needs_confirmation=False)
+
+def waiver_record(e: EffectFacts) -> tuple[type[RentWaiverRecord], dict[str, Any]]:
+    """租金减免登记: the reduction the state-owned landlord is to give."""
+    return RentWaiverRecord, dict(
+        case_id=e.case_id,
+        tenant=e.party,
+        object_id=e.subject_key,
+        months=int(e.assessment.effect.get("months") or 0),
+        amount=to_money(e.granted or 0),
+        at=e.at,
+    )
+
+
+MACHINE = EffectOnlyMachine("rent_state_property", needs_confirmation=False, register=waiver_record)
 
 
 def assess(

@@ -69,6 +69,20 @@ def applicant_of_case(engine: CaseEngine, case_id: int) -> Actor:
     return applicant(engine, row.identity)
 
 
+def intake_holder(engine: CaseEngine, case_id: int) -> Actor:
+    """The intake officer of the section the case's open intake task went to."""
+    with Session(engine.db) as s:
+        task = s.exec(
+            select(ReviewTask).where(
+                col(ReviewTask.case_id) == case_id,
+                col(ReviewTask.kind) == "intake",
+                col(ReviewTask.status) == "open",
+            )
+        ).first()
+    assert task is not None, f"case {case_id} has no open intake task"
+    return intake_officer(engine, f"{task.bureau_code}.{task.section_code}")
+
+
 def holder(engine: CaseEngine, case_id: int, kind: str, n: int = 2) -> Actor:
     """Reviewer `n` of the section holding the case's open task of `kind` (n=2: not the one
     who reviewed, so separation of duties lets them confirm or decide)."""

@@ -26,7 +26,7 @@ from api.routes.common import case_detail, payload_of
 from api.routes.operator import counts, incidents
 from api.routes.public import lookup
 from api.schemas import PUBLIC_STATUS, task_public
-from api.security import dummy_password_check, password_ok
+from api.security import dummy_hash, password_ok
 from api.web_session import CSRF_FIELD, SESSION_COOKIE, SESSION_HOURS, PageSession
 from base.query_codes import display as display_code
 from models.input_errors import InvalidApplication
@@ -86,11 +86,11 @@ def page(
         status_code=status_code,
     )
     if session.cookie:
-        _set_cookie(response, session)
+        _set_cookie(response, session, engine)
     return response
 
 
-def _set_cookie(response: Response, session: PageSession) -> None:
+def _set_cookie(response: Response, session: PageSession, engine: CaseEngine) -> None:
     assert session.cookie is not None
     hours = SESSION_HOURS if session.account else web_session.ANONYMOUS_MINUTES / 60
     response.set_cookie(
@@ -98,6 +98,7 @@ def _set_cookie(response: Response, session: PageSession) -> None:
         session.cookie,
         httponly=True,
         samesite="lax",
+        secure=engine.settings.cookie_secure,
         max_age=int(hours * 3600),
         path="/",
     )
@@ -158,28 +159,29 @@ def login(
     limits = throttle.limits(engine.settings)
     now = engine.clock.now()
     address, name = client_address(request), username.strip()[:80]
-    try:
-        throttle.check(engine.db, limits["login_address"], address, now)
-        throttle.check(engine.db, limits["login_account"], name, now)
+    try:  # the attempt is counted before the password is checked (a burst cannot slip past)
+        throttle.reserve(engine.db, limits["login_address"], address, now)
+        throttle.reserve(engine.db, limits["login_account"], name, now)
     except throttle.Throttled as exc:
-        throttle.fail(engine.db, limits["login_address"], address, now)
-        throttle.fail(engine.db, limits["login_account"], name, now)
         web_session.push_flash(engine.db, form_session, exc.message_zh, "error")
         return back("/login")
     with Session(engine.db) as s:
         account = s.exec(select(Account).where(col(Account.username) == name)).first()
-    if account is None:
-        dummy_password_check(password)  # the same time for an unknown name as for a known one
-    if account is None or not account.active or not password_ok(password, account.password_hash):
-        throttle.fail(engine.db, limits["login_address"], address, now)
-        throttle.fail(engine.db, limits["login_account"], name, now)
+    usable = account is not None and account.active and account.role != "system"
+    stored = account.password_hash if usable and account is not None else None
+    # scrypt runs whatever the account (unknown, disabled, password-less): the answer's time
+    # tells nothing
+    if not password_ok(password, stored or dummy_hash()) or not stored or account is None:
+        throttle.confirm_failure(engine.db, limits["login_address"], address, now)
+        throttle.confirm_failure(engine.db, limits["login_account"], name, now)
         web_session.push_flash(engine.db, form_session, "用户名或密码不正确", "error")
         return back("/login")
     throttle.succeed(engine.db, limits["login_account"], name)
+    throttle.refund(engine.db, limits["login_address"], address)
     web_session.end(engine.db, form_session)  # a new session id on sign-in (no fixation)
     signed_in = web_session.start(engine.db, now, account)
     response = back(home_of(account))
-    _set_cookie(response, signed_in)
+    _set_cookie(response, signed_in, engine)
     return response
 
 
@@ -296,7 +298,7 @@ def page_review(
 
     def call() -> Any:
         actor = _page_actor(form)
-        task_id = _open_task_of(engine, case_no, actor.bureau, actor.section, "review")
+        task_id = _open_task_of(engine, form, case_no, "review")
         return engine.decide_task(
             task_id, decision=decision, actor=actor, reason=reason.strip() or None
         )
@@ -382,11 +384,10 @@ def _page_actor(session: PageSession) -> Any:
     return actor_of(session.account)
 
 
-def _open_task_of(
-    engine: CaseEngine, case_no: str, bureau: str | None, section: str | None, kind: str
-) -> int:
+def _open_task_of(engine: CaseEngine, session: PageSession, case_no: str, kind: str) -> int:
     """The id of the case's open task of `kind` for this section (the engine checks it)."""
-    case_id = case_id_of(engine, case_no[:30])
+    case = load_visible_case(engine, session.account, case_no[:30])  # else: 案件不存在
+    case_id = case.id
     with Session(engine.db) as s:
         tasks = s.exec(
             select(ReviewTask.id, ReviewTask.bureau_code, ReviewTask.section_code)
@@ -397,6 +398,8 @@ def _open_task_of(
             )
             .order_by(col(ReviewTask.id))
         ).all()
+    assert session.account is not None
+    bureau, section = session.account.bureau_code, session.account.section_code
     own = [t for t, b, sec in tasks if b == bureau and sec == (section or "")]
     if not own:
         raise EngineError("本科室没有该案件待办的审核任务", f"no open {kind} task of yours")

@@ -18,6 +18,7 @@ from api.deps import (
 )
 from api.routes.common import case_detail, case_notices, fired
 from api.schemas import CaseDetail, CaseSummary, FireResultPublic, NoticePublic, Supply, summary
+from base.identifiers import bounded_key
 from models.tables import Applicant, Case
 
 router = APIRouter(tags=["applicants"])
@@ -33,7 +34,7 @@ def submit_application(
     idempotency_key: Annotated[str | None, Header(max_length=120)] = None,
 ) -> list[CaseSummary]:
     """Submit an application (a chain's stores become one case each); filed when received."""
-    key = f"{actor.username}:{idempotency_key}" if idempotency_key else None
+    key = bounded_key(actor.username, idempotency_key) if idempotency_key else None
     results = engine.submit(application, actor=actor, request_key=key)
     with Session(engine.db) as s:
         cases = [s.get(Case, r.case_id) for r in results]

@@ -28,14 +28,17 @@ def lookup(engine: CaseEngine, case_no: str, code: str, address: str) -> Case:
     limits = throttle.limits(engine.settings)
     now = engine.clock.now()
     key = case_no.strip().upper()[:30]
-    throttle.check(engine.db, limits["status_address"], address, now)
-    throttle.check(engine.db, limits["status_case"], key, now)
+    # counted before the code is compared, so lookups made at the same moment cannot all pass
+    throttle.reserve(engine.db, limits["status_address"], address, now)
+    throttle.reserve(engine.db, limits["status_case"], key, now)
     with Session(engine.db) as s:
         case = s.exec(select(Case).where(col(Case.case_no) == key)).first()
     if case is None or not matches(case.query_code, code):
-        throttle.fail(engine.db, limits["status_address"], address, now)
-        throttle.fail(engine.db, limits["status_case"], key, now)
+        throttle.confirm_failure(engine.db, limits["status_address"], address, now)
+        throttle.confirm_failure(engine.db, limits["status_case"], key, now)
         raise not_found()  # a wrong code looks exactly like a missing case
+    throttle.refund(engine.db, limits["status_address"], address)
+    throttle.refund(engine.db, limits["status_case"], key)
     return case
 
 

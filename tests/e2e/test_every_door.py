@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import scenarios as S
+import staff
 from conftest import FIXED_NOW, make_case_engine
 from drive import submit, tasks
 from fastapi.testclient import TestClient
@@ -27,8 +28,8 @@ from typer.testing import CliRunner
 from api.main import create_app
 from api.security import create_account
 from models.settings import Settings
-from models.tables import Case, CaseEvent, Notice, ReviewTask
-from states.batch import BatchEngine, FireItem, ReviewItem
+from models.tables import Applicant, Case, CaseEvent, Notice, ReviewTask
+from states.batch import BatchEngine, FireItem, ReviewItem, SubmitItem
 from states.engine import CaseEngine
 from states.errors import EngineError
 
@@ -63,7 +64,10 @@ class World:
                 tuple(s.execute(select(Case.id, Case.state, Case.version)).all()),
                 s.execute(select(func.count()).select_from(CaseEvent)).scalar_one(),
                 s.execute(select(func.count()).select_from(Notice)).scalar_one(),
-                tuple(s.execute(select(ReviewTask.id, ReviewTask.status)).all()),
+                tuple(
+                    s.execute(select(ReviewTask.id, ReviewTask.status, ReviewTask.assignee)).all()
+                ),
+                tuple(s.execute(select(Applicant.identity, Applicant.email)).all()),
             )
 
 
@@ -332,3 +336,139 @@ def test_the_system_account_cannot_sign_in(sqlite_url: str, tmp_path: Path) -> N
     r = client.post("/login", data={"username": "system", "password": "", "csrf_token": token})
     assert "用户名或密码不正确" in r.text
     assert w.engine.actor("system").role == "system"  # it exists, for the scheduled flows
+
+
+# ---------------------------------------------------------------- found in review
+def test_a_correction_cannot_move_the_case_to_another_enterprise(
+    db_url: str, tmp_path: Path
+) -> None:
+    """补充材料 corrects facts; it does not swap the applicant (escaping the 7号 register or a
+    cap), the store, the property or the licence."""
+    w = World(db_url, tmp_path)
+    rev1 = w.engine.actor("rev1")
+    case_id = w.incubator.case_id
+    w.engine.fire(case_id, "request_info", actor=rev1, payload={"items": ["减免确认书"]})
+    owner = staff.applicant_of_case(w.engine, case_id)
+    before = w.snapshot()
+    from models.input_errors import InvalidApplication
+
+    for patch in ({"applicant": {"uscc": "91110101MA00XY6089"}}, {"type": "loan_subsidy"}):
+        with pytest.raises(InvalidApplication) as bad:
+            w.engine.fire(case_id, "supply_info", actor=owner, payload={"facts": patch})
+        if "applicant" in patch:
+            assert bad.value.errors[0].rule == "facts.subject_fixed", bad.value
+        assert w.snapshot() == before
+    # a real correction goes through
+    fixed = {"reductions": [{"tenant_size": "small", "amount": 100000, "confirmed": True}]}
+    assert w.engine.fire(case_id, "supply_info", actor=owner, payload={"facts": fixed}).state
+
+
+def test_claims_follow_who_may_take_the_step(db_url: str, tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    from models.tables import Account
+
+    w = World(db_url, tmp_path)
+    engine, review = w.engine, w.incubator_review
+    assert review.id is not None
+    intake = staff.intake_officer(engine, "zgc_dongcheng.enterprise")
+    with pytest.raises(EngineError) as no:
+        engine.claim_task(review.id, actor=intake)  # an intake officer does not review
+    assert "受理人员无权" in no.value.message_zh
+    engine.claim_task(review.id, actor=engine.actor("rev1"))
+    with pytest.raises(EngineError) as taken:
+        engine.decide_task(review.id, decision="pass", actor=engine.actor("rev2"))
+    assert "已由rev1认领" in taken.value.message_zh
+    with pytest.raises(EngineError):
+        engine.release_task(review.id, actor=engine.actor("rev2"))  # not theirs to release
+    engine.release_task(review.id, actor=engine.actor("rev1"))
+    engine.claim_task(review.id, actor=engine.actor("rev2"))
+    with Session(engine.db) as s, s.begin():  # rev2 leaves: their claim holds nobody off
+        s.execute(update(Account).where(Account.username == "rev2").values(active=False))  # type: ignore[arg-type]
+    engine.decide_task(review.id, decision="pass", actor=engine.actor("rev1"))
+    engine.fire(
+        w.incubator.case_id, "confirm", actor=staff.reviewer(engine, "zgc_dongcheng.enterprise", 3)
+    )
+    [decide] = tasks(engine, w.incubator.case_id, kind="decide")
+    assert decide.id is not None
+    with pytest.raises(EngineError) as sod:  # the reviewer may not even claim the decision
+        engine.claim_task(decide.id, actor=engine.actor("rev1"))
+    assert "职责分离" in sod.value.message_zh
+
+
+def test_the_lift_date_is_confirmed_by_staff_and_not_in_the_future(
+    db_url: str, tmp_path: Path
+) -> None:
+    from drive import decide
+
+    from states.errors import TransitionRefused
+
+    engine = make_case_engine(db_url)
+    application = S.application("LIC-02")
+    del application["lockdown_lift_date"]
+    [r] = submit(engine, application)
+    assert decide(engine, r.case_id, approve=True).state == "extended_pending_lift"
+    owner = staff.applicant_of_case(engine, r.case_id)
+    reviewer = staff.reviewer(engine, "samr.catering", 2)
+    with pytest.raises(EngineError) as applicant:
+        engine.fire(r.case_id, "lockdown_lifted", actor=owner,
+                    payload={"facts": {"lockdown_lift_date": "2022-11-20"}})  # fmt: skip
+    assert "申请人无权" in applicant.value.message_zh
+    with pytest.raises(TransitionRefused) as future:
+        engine.fire(r.case_id, "lockdown_lifted", actor=reviewer,
+                    payload={"facts": {"lockdown_lift_date": "2026-06-30"}})  # fmt: skip
+    assert "解除日期" in future.value.message_zh
+    done = engine.fire(r.case_id, "lockdown_lifted", actor=reviewer,
+                       payload={"facts": {"lockdown_lift_date": "2022-11-20"}})  # fmt: skip
+    assert done.state == "closed"
+
+
+def test_a_request_key_answers_only_its_own_request(db_url: str, tmp_path: Path) -> None:
+    from states.errors import ConflictError, NotPermitted
+
+    w = World(db_url, tmp_path)
+    engine = w.engine
+    assert w.incubator_review.id and w.credit_review.id
+    engine.decide_task(w.incubator_review.id, decision="pass", actor=engine.actor("rev1"),
+                       request_key="sheet:1")  # fmt: skip
+    before = w.snapshot()
+    with pytest.raises((NotPermitted, ConflictError)):  # another's key gives nothing away
+        engine.fire(w.credit.case_id, "approve", actor=engine.actor("owner"),
+                    request_key="sheet:1")  # fmt: skip
+    with pytest.raises((ConflictError, EngineError)) as other:  # used for another task
+        engine.decide_task(w.credit_review.id, decision="pass", actor=engine.actor("credit1"),
+                           request_key="sheet:1")  # fmt: skip
+    assert "请求编号" in other.value.message_zh
+    assert w.snapshot() == before
+    again = engine.decide_task(w.incubator_review.id, decision="pass",
+                               actor=engine.actor("rev1"), request_key="sheet:1")  # fmt: skip
+    assert again.replayed and w.snapshot() == before
+
+
+def test_a_refused_batch_submission_writes_no_applicant(db_url: str, tmp_path: Path) -> None:
+    from models.tables import Applicant
+
+    w = World(db_url, tmp_path)
+    batch = BatchEngine(w.engine.db, settings=w.engine.settings, clock=w.engine.clock)
+    stranger = S.application("LOAN-01")
+    stranger["applicant"].update(name="冒名", email="attacker@evil.example")
+    out = batch.submit_many([SubmitItem(stranger, batch.actor("owner"))])  # not owner's USCC
+    assert list(out.refused) == [0]
+    with Session(w.engine.db) as s:
+        identities = set(s.execute(select(Applicant.identity)).scalars())
+    assert stranger["applicant"]["uscc"] not in identities
+
+
+def test_a_receipt_in_the_future_is_refused_by_the_engine(db_url: str, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from models.input_errors import InvalidApplication
+    from models.receipts import PaperReceipt
+
+    engine = make_case_engine(db_url)
+    ahead = PaperReceipt(received_at=FIXED_NOW + timedelta(days=400), reason="x", evidence="y")
+    with pytest.raises(InvalidApplication) as bad:
+        engine.submit(S.application("CRED-01"), actor=staff.operator(engine), receipt=ahead)
+    assert bad.value.errors[0].rule == "receipt.future"
+    with Session(engine.db) as s:
+        assert s.execute(select(func.count()).select_from(Case)).scalar_one() == 0

@@ -113,7 +113,7 @@ def every_kind(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Notice]:
     manual.fire(
         c.case_id,
         "request_correction",
-        actor=staff.intake_officer(manual, "samr.credit"),
+        actor=staff.intake_holder(manual, c.case_id),
         payload={
             "items": ["行政处罚决定书复印件", "因疫情影响导致失信的说明及证明材料"],
             "deadline": "2023-01-13",
@@ -124,7 +124,7 @@ def every_kind(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Notice]:
     manual.fire(
         d.case_id,
         "accept_deferred",
-        actor=staff.holder(manual, d.case_id, "intake", n=1),
+        actor=staff.intake_holder(manual, d.case_id),
         payload={"items": ["在京纳税证明"]},
     )
     out["deferred_acceptance"] = one(manual, d.case_id, "deferred_acceptance")

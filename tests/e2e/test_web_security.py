@@ -306,3 +306,210 @@ def test_query_codes_are_long_and_random(site: dict[str, Any]) -> None:
         stored = set(s.execute(select(Case.query_code)).scalars())
     assert len(stored) == 21
     assert all(re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{10}", c) for c in stored)
+
+
+# ---------------------------------------------------------------- found in review
+def test_a_burst_of_sign_ins_gets_no_more_checks_than_the_back_off_allows(
+    site: dict[str, Any],
+) -> None:
+    """Attempts are counted before the password is checked, so 20 sent at once (the right
+    password among them) see at most `login_backoff_after` checks; the rest wait."""
+    import threading
+
+    import httpx
+    from conftest import LiveServer
+
+    with LiveServer(site["app"]) as server:
+        barrier = threading.Barrier(20)
+        answers: list[str] = []
+
+        def attempt(password: str) -> None:
+            with httpx.Client(base_url=server.url, follow_redirects=True, timeout=60) as c:
+                token = csrf_of(c.get("/login").text)
+                barrier.wait()
+                r = c.post("/login", data={"username": "rev", "password": password,
+                                           "csrf_token": token})  # fmt: skip
+                flashes = re.findall(r'role="status">([^<]*)<', r.text)
+                answers.append(flashes[0] if flashes else "signed in")
+
+        threads = [
+            threading.Thread(target=attempt, args=("pw-rev" if n == 19 else f"guess{n}",))
+            for n in range(20)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    checked = [a for a in answers if a in ("用户名或密码不正确", "signed in")]
+    assert len(answers) == 20 and len(checked) <= 3, answers
+    assert all("秒后再试" in a or a in checked for a in answers)
+
+
+def test_a_cookie_cannot_act_through_the_api_under_a_path_prefix(site: dict[str, Any]) -> None:
+    client = TestClient(site["app"], root_path="/relief")
+    token = csrf_of(client.get("/relief/login").text)
+    client.post("/relief/login", data={"username": "rev", "password": "pw-rev",
+                                       "csrf_token": token})  # fmt: skip
+    before = snapshot(site["engine"])
+    for path in (
+        f"/relief/api/tasks/{site['task'].id}/review",
+        f"/relief/api/tasks/{site['task'].id}/claim",
+    ):
+        r = client.post(path, json={"decision": "pass"})
+        assert r.status_code == 401, (path, r.status_code)
+    assert snapshot(site["engine"]) == before
+
+
+@pytest.mark.parametrize("amount", ["NaN", "sNaN", "Infinity", "-0.01", "1e400", "１２"])
+def test_a_decided_amount_must_be_a_sum_of_money(site: dict[str, Any], amount: str) -> None:
+    engine = site["engine"]
+    task = site["task"]
+    engine.decide_task(task.id, decision="pass", actor=engine.actor("rev"))
+    before = snapshot(engine)
+    api = TestClient(site["app"])
+    r = api.post(
+        f"/api/cases/{site['case'].case_no}/decide",
+        json={"action": "approve", "amount": amount},
+        headers={"Authorization": f"Bearer {site['tokens']['rev2']}"},
+    )
+    assert r.status_code in (409, 422), (amount, r.status_code, r.text)
+    assert "message_zh" in r.json() and snapshot(engine) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/status/DC-2022-00000%00?code=ABCDE-FGHJK", None),
+        ("GET", "/api/cases/DC%002022", None),
+        (
+            "POST",
+            "/api/applications",
+            '{"type": "credit_exemption", "applicant": {"name": "a\\u0000b"}}',
+        ),
+        ("POST", "/login", "username=rev%00&password=x&csrf_token=y"),
+    ],
+)
+def test_a_nul_character_is_refused_at_the_door(
+    site: dict[str, Any], method: str, path: str, body: str | None
+) -> None:
+    ctype = (
+        "application/json" if body and body.startswith("{") else "application/x-www-form-urlencoded"
+    )
+    r = TestClient(site["app"]).request(
+        method, path, content=body, headers={"Content-Type": ctype,
+                                             "Authorization": f"Bearer {site['tokens']['rev']}"},
+    )  # fmt: skip
+    assert r.status_code == 400 and "空字符" in r.json()["message_zh"]
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_nul_in_an_application_is_named(site: dict[str, Any]) -> None:
+    from models.input_errors import InvalidApplication
+
+    data = S.application("CRED-01")
+    data["applicant"]["name"] = "东城\x00公司"
+    with pytest.raises(InvalidApplication) as bad:
+        site["engine"].submit(data, actor=staff.operator(site["engine"]))
+    assert bad.value.errors[0].field == "applicant.name"
+    assert bad.value.errors[0].rule == "string.nul"
+
+
+def test_oversized_bodies_and_lists_are_refused(site: dict[str, Any]) -> None:
+    api = TestClient(site["app"])
+    ops = {"Authorization": f"Bearer {site['tokens']['ops']}"}
+    huge = '{"type": "credit_exemption", "x": "' + "a" * (3 * 1024 * 1024) + '"}'
+    r = api.post(
+        "/api/applications", content=huge, headers={**ops, "Content-Type": "application/json"}
+    )
+    assert r.status_code == 413
+    chain = S.application("RENT-03")
+    chain["stores"] = chain["stores"] * 40  # 120 stores
+    r = api.post("/api/applications", json=chain, headers=ops)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "stores"
+
+
+def test_pages_fetched_without_cookies_store_nothing(site: dict[str, Any]) -> None:
+    for _ in range(30):
+        assert TestClient(site["app"]).get("/status").status_code == 200
+        assert TestClient(site["app"]).get("/login").status_code == 200
+    with Session(site["engine"].db) as s:
+        assert s.execute(select(func.count()).select_from(WebSession)).scalar_one() == 0
+
+
+def test_an_unexpected_error_still_carries_the_headers(site: dict[str, Any]) -> None:
+    from sqlalchemy import text
+
+    client = TestClient(site["app"], raise_server_exceptions=False)
+    with Session(site["engine"].db) as s, s.begin():
+        s.execute(text("ALTER TABLE review_task RENAME TO review_task_gone"))
+    r = client.get("/api/tasks", headers={"Authorization": f"Bearer {site['tokens']['rev']}"})
+    assert r.status_code == 500 and "系统内部错误" in r.json()["message_zh"]
+    assert "Traceback" not in r.text
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert r.headers["cache-control"] == "no-store"
+
+
+def test_a_case_of_another_bureau_looks_missing_on_the_pages(site: dict[str, Any]) -> None:
+    other = create_account(
+        site["engine"].db, username="fin", role="reviewer", bureau="finance_office",
+        section="fin_dev", now=FIXED_NOW, password="pw-fin",
+    )  # fmt: skip
+    del other
+    client, token = signed_in(site["app"], "fin")
+    shown = []
+    for no in (site["case"].case_no, "DC-2099-999999"):
+        r = client.post(
+            f"/bureau/cases/{no}/review", data={"decision": "pass", "csrf_token": token}
+        )
+        shown.append((r.status_code, r.text.replace(no, "<no>")))
+    assert shown[0] == shown[1], shown  # not theirs looks exactly like missing
+    assert "案件不存在" in shown[0][1]
+
+
+def test_the_system_account_never_signs_in_even_with_a_password(site: dict[str, Any]) -> None:
+    from sqlalchemy import update
+
+    from api.security import password_hash
+    from api.web_session import SESSION_COOKIE
+    from models.tables import Account
+
+    engine = site["engine"]
+    with Session(engine.db) as s, s.begin():
+        s.execute(
+            update(Account)
+            .where(Account.username == "system")
+            .values(password_hash=password_hash("pw-system"))
+        )  # type: ignore[arg-type]
+    client = TestClient(site["app"])
+    token = csrf_of(client.get("/login").text)
+    r = client.post(
+        "/login", data={"username": "system", "password": "pw-system", "csrf_token": token}
+    )
+    assert "用户名或密码不正确" in r.text
+    # a session row for it (made behind relief's back) is no sign-in either
+    from api.security import token_hash
+
+    system = engine.actor("system")
+    with Session(engine.db) as s, s.begin():
+        s.add(WebSession(token_hash=token_hash("forged"), account_id=system.account_id,
+                         expires_at=FIXED_NOW + timedelta(hours=1), created_at=FIXED_NOW,
+                         flash=[]))  # fmt: skip
+    forged = TestClient(site["app"], cookies={SESSION_COOKIE: "forged"})
+    assert forged.get("/operator", follow_redirects=False).status_code == 303
+    assert forged.get("/api/operator/counts").status_code == 401
+
+
+def test_bot_urls_only_reach_the_vendors(site: dict[str, Any]) -> None:
+    from models.input_errors import InvalidApplication
+
+    for url in ("json://127.0.0.1:4200/api/flows/", "https://qyapi.weixin.qq.com.evil.example/x",
+                "http://oapi.dingtalk.com/robot/send", "dingtalk://x@127.0.0.1/y"):  # fmt: skip
+        data = S.application("CRED-01")
+        data["applicant"].update(notify=["wecom"], im_url=url)
+        with pytest.raises(InvalidApplication) as bad:
+            site["engine"].submit(data, actor=staff.operator(site["engine"]))
+        assert bad.value.errors[0].rule == "im_url.host", url
+    ok = S.application("CRED-01")
+    ok["applicant"].update(notify=["wecom"], im_url="wecombot://0123456789abcdef")
+    assert site["engine"].submit(ok, actor=staff.operator(site["engine"]))
