@@ -30,7 +30,7 @@ from base.clock import Clock
 from models.db import engine_for, head_revision, migrate, schema_state
 from models.input_errors import InvalidApplication
 from models.settings import Settings, get_settings
-from states.engine import CaseEngine
+from notifications.issuer import engine_with_notices
 from states.errors import CaseNotFound, ConflictError, EngineError, NotPermitted, WrongState
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.engine = CaseEngine(
+    app.state.engine = engine_with_notices(
         engine_for(settings.database_url), settings=settings, clock=Clock(settings.now)
     )
     for module in (applicant, bureau, operator, public):

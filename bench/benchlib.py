@@ -30,7 +30,9 @@ from base.clock import Clock  # noqa: E402
 from base.identifiers import uscc_check_char  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
 from models.settings import Settings  # noqa: E402
-from states.batch import BatchEngine, FireItem, ReviewItem, SubmitItem  # noqa: E402
+from notifications.issuer import engine_with_notices  # noqa: E402
+from states.engine import CaseEngine  # noqa: E402
+from states.work import FireItem, ReviewItem, SubmitItem  # noqa: E402
 
 # The clock of the tests: inside the policy window, after every filing.
 NOW = datetime(2022, 12, 30, 10, 0, tzinfo=SHANGHAI)
@@ -69,8 +71,10 @@ def building_application(i: int) -> dict[str, Any]:
     }
 
 
-def batch_engine(url: str) -> BatchEngine:
-    return BatchEngine(make_engine(url), settings=Settings(database_url=url), clock=Clock(NOW))
+def batch_engine(url: str) -> CaseEngine:
+    return engine_with_notices(
+        make_engine(url), settings=Settings(database_url=url), clock=Clock(NOW)
+    )
 
 
 def fresh_sqlite(folder: Path, name: str) -> str:
@@ -143,7 +147,7 @@ class People:
 
 
 def drive_to_closed(
-    engine: BatchEngine, n: int, *, chunk: int = CHUNK, start: int = 0, stages: Stages | None = None
+    engine: CaseEngine, n: int, *, chunk: int = CHUNK, start: int = 0, stages: Stages | None = None
 ) -> tuple[Stages, list[int]]:
     """n building-subsidy cases from submission to closed through the batch path.
 
@@ -161,7 +165,7 @@ def drive_to_closed(
     with stages.stage("submit"):
         out = engine.submit_many(
             [SubmitItem(building_application(start + i), actor=people.intake) for i in range(n)],
-            chunk_size=chunk,
+            unit_size=chunk,
         )
         _check(out, "submit")
     ids = [results[0].case_id for results in out.results()]
@@ -193,13 +197,13 @@ def drive_to_closed(
                 )
             out = engine.decide_tasks(
                 [ReviewItem(t, "pass", actor=reviewer) for t in queue],
-                chunk_size=chunk,
+                unit_size=chunk,
             )
             _check(out, f"review {section}")
     for trigger, actor in (("confirm", people.confirmer), ("approve", people.decider)):
         with stages.stage(trigger):
             out = engine.fire_many(
-                [FireItem(c, trigger, actor=actor) for c in ids], chunk_size=chunk
+                [FireItem(c, trigger, actor=actor) for c in ids], unit_size=chunk
             )
             _check(out, trigger)
     with stages.stage("record_payment"):
@@ -214,7 +218,7 @@ def drive_to_closed(
                 )
                 for c in ids
             ],
-            chunk_size=chunk,
+            unit_size=chunk,
         )
         _check(out, "record_payment")
     return stages, ids

@@ -51,7 +51,7 @@ def prepare(folder: Path, n: int) -> Path:
     from sqlmodel import Session
 
     from models.tables import ReviewTask
-    from states.batch import FireItem, ReviewItem, SubmitItem
+    from states.work import FireItem, ReviewItem, SubmitItem
 
     url = fresh_sqlite(folder, "template.db")
     engine = batch_engine(url)

@@ -67,7 +67,7 @@ def templates(url: str) -> dict[str, Any]:
     from sqlmodel import Session
 
     from models.tables import ReviewTask
-    from states.batch import FireItem, ReviewItem, SubmitItem
+    from states.work import FireItem, ReviewItem, SubmitItem
 
     engine = batch_engine(url)
     people = People(engine)
@@ -324,7 +324,7 @@ def probes(url: str, count: int, offset: int) -> list[int]:
     from sqlmodel import Session
 
     from models.tables import ReviewTask
-    from states.batch import FireItem, ReviewItem, SubmitItem
+    from states.work import FireItem, ReviewItem, SubmitItem
 
     engine = batch_engine(url)
     people = People(engine)
@@ -368,7 +368,7 @@ def build(server: Any, size: int, probe_count: int) -> Target:
     from base.clock import Clock
     from models.db import make_engine, migrate
     from models.settings import Settings
-    from states.engine import CaseEngine
+    from notifications.issuer import engine_with_notices
 
     url = server.create_database(f"relief_scale_{size}")
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
@@ -389,7 +389,9 @@ def build(server: Any, size: int, probe_count: int) -> Target:
         f"(building subsidies at confirmed) through the engine in {time.perf_counter() - t0:.0f} s"
     )
     sys.stdout.flush()
-    engine = CaseEngine(make_engine(url), settings=Settings(database_url=url), clock=Clock(NOW))
+    engine = engine_with_notices(
+        make_engine(url), settings=Settings(database_url=url), clock=Clock(NOW)
+    )
     return Target(size, url, tpl, cases, engine, People(engine).decider)
 
 

@@ -5,7 +5,7 @@
 Each run takes N building-subsidy cases (rent_park_subsidy, commercial building: two parallel
 bureau reviews, confirmation, approval, payout, closed) through
 
-- relief: the engine's batch path (states/batch.py) on a fresh SQLite file; every state change
+- relief: the engine (states/engine.py) in sets of 500 on a fresh SQLite file; every state change
   writes its version-checked case update, its audit event, tasks, outbox notices (rendered and
   numbered) and the payout, one transaction per chunk of cases;
 - SpiffWorkflow: bench/relief_case.bpmn (parallel gateway, two user tasks, exclusive gateway,

@@ -116,7 +116,11 @@ def _engine(*, read_only: bool = False) -> CaseEngine:
         if read_only:
             _require_sqlite_file(settings.database_url)
         migrate(settings.database_url)  # the embedded default sets itself up
-    return CaseEngine(engine_for(settings.database_url), settings=settings, clock=_clock())
+    from notifications.issuer import engine_with_notices  # jinja2 and cn2an only when needed
+
+    return engine_with_notices(
+        engine_for(settings.database_url), settings=settings, clock=_clock()
+    )
 
 
 def _actor(engine: CaseEngine, username: str) -> Actor:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from base.clock import Clock
 from models.db import engine_for, migrate
 from models.settings import Settings, get_settings
+from notifications.issuer import engine_with_notices
 from states.engine import CaseEngine
 
 T = TypeVar("T")
@@ -69,7 +70,7 @@ def case_engine(*, now: datetime | None = None, settings: Settings | None = None
     settings = settings or get_settings()
     if settings.database_url.startswith("sqlite"):
         _migrate_once(settings.database_url)
-    return CaseEngine(
+    return engine_with_notices(
         engine_for(settings.database_url), settings=settings, clock=Clock(now or settings.now)
     )
 

@@ -5,9 +5,8 @@ changes nothing). A failed line sends the payout back for the next batch until i
 out; then it becomes an incident for an operator.
 
 The file is read in chunks of RELIEF_CHUNK_SIZE lines, one Prefect task each. A chunk's paid
-lines are settled through the engine's batch path, one transaction for the chunk; if that
-transaction meets a conflict, the chunk's lines are settled one by one instead, so one bad
-line never holds up the others.
+lines are settled as one set through the engine, one transaction for the chunk; a conflict in
+it is retried line by line, so one bad line never holds up the others.
 """
 
 from __future__ import annotations
@@ -24,9 +23,9 @@ from flows.treasury import FileTreasury
 from models.settings import get_settings
 from models.tables import Payout, PayoutAttempt
 from states.actors import SYSTEM_ACCOUNT, Actor
-from states.batch import BatchEngine, FireItem
 from states.engine import CaseEngine
 from states.errors import ConflictError
+from states.work import FireItem
 
 
 class ReconcileParams(BaseModel):
@@ -97,8 +96,7 @@ def reconcile_lines(rows: list[dict[str, str]], account: str) -> ReconcileSummar
 
 
 def settle_many(engine: CaseEngine, paid: list[tuple[Payout, str]], actor: Actor) -> None:
-    """Settle a chunk's paid lines in one engine transaction (one by one after a conflict)."""
-    batch = BatchEngine(engine.db, settings=engine.settings, clock=engine.clock)
+    """Settle a chunk's paid lines as one set (the engine retries a conflict item by item)."""
     items = [
         FireItem(
             p.case_id,
@@ -109,7 +107,7 @@ def settle_many(engine: CaseEngine, paid: list[tuple[Payout, str]], actor: Actor
         )
         for p, reference in paid
     ]
-    outcome = batch.fire_many(items, chunk_size=max(1, len(items)))
+    outcome = engine.fire_many(items, unit_size=max(1, len(items)))
     for index, exc in sorted(outcome.refused.items()):
         if not isinstance(exc, ConflictError):
             raise exc  # as a single settle would: the task fails and is retried

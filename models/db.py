@@ -1,7 +1,8 @@
 """数据库 — engines and schema: a SQLite file by default, PostgreSQL by URL.
 
 SQLite write transactions begin IMMEDIATE so that two writers serialise instead of failing
-late; the schema is built by Alembic, never by create_all, so both databases match.
+late, and reads (read_only) begin DEFERRED so that they never wait for a writer; the schema is
+built by Alembic, never by create_all, so both databases match.
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # a writer takes the write lock at once (two writers queue instead of failing late); a
+        # reader on read_only(engine) takes none
+        read = conn.get_execution_options().get("relief_read_only")
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -106,3 +110,9 @@ def insert_if_absent(session: Any, model: Any, values: dict[str, Any]) -> None:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         session.execute(sqlite_insert(model).values(**values).on_conflict_do_nothing())
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine for reading: on SQLite its transactions begin DEFERRED, so a read takes
+    no write lock and never waits behind a writer (WAL lets readers and one writer meet)."""
+    return engine.execution_options(relief_read_only=True)

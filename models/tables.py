@@ -423,3 +423,17 @@ class AppSecret(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=40)
     value: str = Field(max_length=200)
     created_at: datetime = Field(sa_type=AwareDateTime)
+
+
+class RequestRecord(SQLModel, table=True):
+    """请求记录 — a filing's request key (Idempotency-Key, a batch row), unique in the schema.
+
+    Two filings racing with one key cannot both make cases: the second transaction fails on
+    this key and is answered with the first one's cases.
+    """
+
+    __tablename__ = "request_record"
+
+    key: str = Field(primary_key=True, max_length=160)
+    case_ids: list[int] = Field(sa_column=Column(JSON, nullable=False))
+    at: datetime = Field(sa_type=AwareDateTime)

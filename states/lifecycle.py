@@ -78,6 +78,10 @@ class NoticeKind(StrEnum):
 
 
 BUREAU_NOTICES = frozenset({NoticeKind.TASK_REMINDER, NoticeKind.TASK_ESCALATION})
+# notices that ask the applicant for something by a deadline
+REPLY_NOTICES = frozenset(
+    {NoticeKind.CORRECTION, NoticeKind.DEFERRED_ACCEPTANCE, NoticeKind.MORE_INFO}
+)
 
 
 @dataclass(frozen=True)
@@ -503,8 +507,8 @@ class TypeMachine:
     def build(self, subject: CaseSubject | None = None) -> Machine:
         """A fresh machine bound to one subject (never a growing shared one).
 
-        Without a subject, a machine for one batch's subjects (states/batch.py triggers its
-        events for each subject), to be dropped with the batch.
+        Without a subject, the machine every subject of the type shares: states/case_run.py
+        fires its events for each subject, and it keeps no list of models.
         """
         transitions = [
             {"trigger": r.trigger, "source": [s.value for s in r.sources()],

@@ -76,6 +76,7 @@ from base.civil_dates import SHANGHAI  # noqa: E402
 from base.clock import Clock  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
 from models.settings import Settings  # noqa: E402
+from notifications.issuer import engine_with_notices  # noqa: E402
 from states.engine import CaseEngine  # noqa: E402
 
 FIXED_NOW = datetime(2022, 12, 30, 10, 0, tzinfo=SHANGHAI)  # in the window, after every filing
@@ -100,7 +101,9 @@ def sqlite_url(tmp_path: object) -> str:
 
 
 def make_case_engine(url: str, now: datetime = FIXED_NOW) -> CaseEngine:
-    return CaseEngine(make_engine(url), settings=Settings(database_url=url), clock=Clock(now))
+    return engine_with_notices(
+        make_engine(url), settings=Settings(database_url=url), clock=Clock(now)
+    )
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
-"""The engine's batch path (states/batch.py) against the engine itself, on SQLite and PostgreSQL.
+"""The engine's sets against sets of one, on SQLite and PostgreSQL.
 
-The same cases driven stage by stage once through CaseEngine (one transaction per call) and
-once through BatchEngine (one per chunk) must leave the same rows: states and versions, events,
-tasks, notices (numbered and rendered), payouts, caps and registers. Refusals are reported per
-item and write nothing; a conflict rolls back its whole chunk.
+The same cases driven stage by stage once in sets of one (each an API call) and once in sets of
+three (a unit of work each) must leave the same rows: states and versions, events, tasks,
+notices (numbered and rendered), payouts, caps and registers. Refusals are reported per item and
+write nothing; a conflict in a set is retried item by item: only the loser is refused.
 """
 
 from __future__ import annotations
@@ -16,18 +16,17 @@ from typing import Any
 import pytest
 import scenarios as S
 import staff
-from conftest import FIXED_NOW, make_case_engine
+from conftest import make_case_engine
 from drive import submit
 from sqlalchemy import select, text
 from sqlmodel import Session
 
-from base.clock import Clock
 from models.db import make_engine, migrate
-from models.settings import Settings
 from models.tables import Case, DocSerial, Notice, ReviewTask
-from states.batch import BatchEngine, FireItem, ReviewItem, SubmitItem
 from states.engine import CaseEngine
 from states.errors import CaseNotFound, ConflictError, NotPermitted, TransitionRefused, WrongState
+from states.unit_of_work import UnitOfWork
+from states.work import FireItem, ReviewItem, SubmitItem
 
 
 def building(n: int, *, reduced: int, prior: int = 0) -> dict[str, Any]:
@@ -54,10 +53,8 @@ def mixed_batch() -> list[dict[str, Any]]:
     ]
 
 
-def batch_engine(url: str) -> BatchEngine:
-    return BatchEngine(
-        make_engine(url), settings=Settings(database_url=url), clock=Clock(FIXED_NOW)
-    )
+def batch_engine(url: str) -> CaseEngine:
+    return make_case_engine(url)
 
 
 @pytest.fixture
@@ -156,18 +153,18 @@ def drive_one_by_one(engine: CaseEngine, apps: list[dict[str, Any]]) -> dict[str
     return refused
 
 
-def drive_batch(engine: BatchEngine, apps: list[dict[str, Any]]) -> dict[str, list[str]]:
+def drive_batch(engine: CaseEngine, apps: list[dict[str, Any]]) -> dict[str, list[str]]:
     refused: dict[str, list[str]] = {}
     out = engine.submit_many(
-        [SubmitItem(a, actor=staff.applicant_for(engine, a)) for a in apps], chunk_size=3
+        [SubmitItem(a, actor=staff.applicant_for(engine, a)) for a in apps], unit_size=3
     )
     assert not out.refused
     for kind, items in stages(engine):
         if kind == "review":
-            result = engine.decide_tasks(items, chunk_size=3)
+            result = engine.decide_tasks(items, unit_size=3)
         else:
-            result = engine.fire_many(items, chunk_size=3)
-        assert result.failed_chunks == 0
+            result = engine.fire_many(items, unit_size=3)
+        assert result.retried == 0
         for exc in result.refused.values():
             refused.setdefault(type(exc).__name__, []).append(getattr(exc, "message_en", ""))
     return refused
@@ -253,7 +250,7 @@ def test_refused_items_are_reported_and_write_nothing(db_url: str) -> None:
                 expected_version=1,
             ),
         ],
-        chunk_size=10,
+        unit_size=10,
     )
     assert not result.done
     assert isinstance(result.refused[0], NotPermitted)
@@ -277,7 +274,11 @@ def test_refused_items_are_reported_and_write_nothing(db_url: str) -> None:
     engine.db.dispose()
 
 
-def test_a_conflict_rolls_back_its_chunk_only(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_conflict_in_a_set_refuses_only_the_loser(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone else writes one case of a set between our read and our write: the set rolls
+    back, its items are run again one by one, and only that case's item is refused."""
     engine = batch_engine(db_url)
     out = engine.submit_many(
         [SubmitItem(building(i, reduced=1_000_000), actor=staff.operator(engine)) for i in range(4)]
@@ -286,27 +287,26 @@ def test_a_conflict_rolls_back_its_chunk_only(db_url: str, monkeypatch: pytest.M
     tasks = open_review_tasks(engine)
     before = snapshot(db_url)
     victim = ids[2]
-    real = BatchEngine._update_cases
+    real = UnitOfWork._update_cases
 
-    def someone_else_writes_first(self: BatchEngine, s: Session) -> None:
-        # another writer bumped the case between our read and our write
-        if any(run.case.id == victim for run, _ in self.chunk.writes):
-            s.execute(text(f"UPDATE relief_case SET version = version + 1 WHERE id = {victim}"))
-        real(self, s)
+    def someone_else_writes_first(self: UnitOfWork) -> None:
+        if any(w.case_id == victim for w in self.writes):
+            self.s.execute(
+                text(f"UPDATE relief_case SET version = version + 1 WHERE id = {victim}")
+            )
+        real(self)
 
-    monkeypatch.setattr(BatchEngine, "_update_cases", someone_else_writes_first)
+    monkeypatch.setattr(UnitOfWork, "_update_cases", someone_else_writes_first)
     section = tasks[0][1]
     mine = [t for t, sec in tasks if sec == section]
     rev = staff.reviewer(engine, section)
-    result = engine.decide_tasks([ReviewItem(t, "pass", rev) for t in mine], chunk_size=2)
-    assert result.failed_chunks == 1 and result.chunks == 2
-    failed = sorted(result.refused)
-    assert failed == [2, 3] and all(isinstance(e, ConflictError) for e in result.refused.values())
-    assert sorted(result.done) == [0, 1]
+    result = engine.decide_tasks([ReviewItem(t, "pass", rev) for t in mine], unit_size=2)
+    assert result.retried == 1  # the second set, then its items one by one
+    assert sorted(result.done) == [0, 1, 3]
+    assert list(result.refused) == [2] and isinstance(result.refused[2], ConflictError)
     after = snapshot(db_url)
-    # the first chunk committed (two review events), the second left nothing behind
     new_events = [e for e in after["events"] if e not in before["events"]]
-    assert sorted({e[0] for e in new_events}) == ids[:2]
+    assert sorted({e[0] for e in new_events}) == [ids[0], ids[1], ids[3]]  # nothing lost
     with Session(engine.db) as s:
         version = s.get(Case, victim)
         assert version is not None and version.version == 2  # the sneaky bump rolled back too

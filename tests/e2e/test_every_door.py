@@ -29,9 +29,9 @@ from api.main import create_app
 from api.security import create_account
 from models.settings import Settings
 from models.tables import Applicant, Case, CaseEvent, Notice, ReviewTask
-from states.batch import BatchEngine, FireItem, ReviewItem, SubmitItem
 from states.engine import CaseEngine
 from states.errors import EngineError
+from states.work import FireItem, ReviewItem, SubmitItem
 
 PEOPLE = {
     "rev1": {"role": "reviewer", "bureau": "zgc_dongcheng", "section": "enterprise"},
@@ -100,7 +100,7 @@ class EngineDoor:
 class BatchDoor(EngineDoor):
     def __init__(self, w: World) -> None:
         super().__init__(w)
-        self.batch = BatchEngine(w.engine.db, settings=w.engine.settings, clock=w.engine.clock)
+        self.batch = w.engine  # the set operations, with a set of one
 
     def review(self, who: str, task: ReviewTask) -> str | None:
         assert task.id is not None
@@ -449,7 +449,7 @@ def test_a_refused_batch_submission_writes_no_applicant(db_url: str, tmp_path: P
     from models.tables import Applicant
 
     w = World(db_url, tmp_path)
-    batch = BatchEngine(w.engine.db, settings=w.engine.settings, clock=w.engine.clock)
+    batch = w.engine
     stranger = S.application("LOAN-01")
     stranger["applicant"].update(name="冒名", email="attacker@evil.example")
     out = batch.submit_many([SubmitItem(stranger, batch.actor("owner"))])  # not owner's USCC

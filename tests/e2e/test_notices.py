@@ -28,6 +28,7 @@ from base.clock import Clock
 from flows.outbox import OutboxParams, outbox_flow
 from models.settings import Settings
 from models.tables import Incident, Notice, NoticeDelivery
+from notifications.issuer import engine_with_notices
 from states.engine import CaseEngine
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "notices"
@@ -106,7 +107,7 @@ def every_kind(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Notice]:
     out["task_reminder"] = one(auto, t.case_id, "task_reminder")
     out["task_escalation"] = one(auto, t.case_id, "task_escalation")
 
-    manual = CaseEngine(
+    manual = engine_with_notices(
         auto.db, settings=Settings(database_url=url, intake_review=True), clock=Clock(FIXED_NOW)
     )
     [c] = submit(manual, S.application("CRED-01"))

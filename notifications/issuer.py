@@ -1,0 +1,117 @@
+"""通知书撰写 — the notice issuer the engine is given: the prefix, the number's form, the text.
+
+states/ records what a notice must say (states/notice_issuer.NoticeRequest); this module turns
+that into the outbox row: number, title, text, HTML and its hash, rendered once.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine
+
+from base.clock import Clock
+from models.settings import Settings
+from notifications.context import NoticeInput, issuer_route
+from notifications.context import build as build_context
+from notifications.doc_numbers import doc_number
+from notifications.render import render_notice
+from states.edition import edition_by_id
+from states.engine import CaseEngine
+from states.lifecycle import BUREAU_NOTICES
+from states.notice_issuer import NoticeRequest
+
+
+class NoticeWriter:
+    """Numbers and renders notices (notifications/ templates) for the engine."""
+
+    def __init__(self, *, working_days: int) -> None:
+        self.working_days = working_days  # stated on the 受理通知书 (办理时限)
+
+    def doc_prefix(self, request: NoticeRequest) -> str | None:
+        if request.kind in BUREAU_NOTICES:
+            return None
+        route = issuer_route(request.kind, request.assessment)
+        bureau = edition_by_id(request.edition_id).bureau(
+            route.bureau_code if route else "district_government"
+        )
+        return bureau.doc_prefix
+
+    def number(self, prefix: str, year: int, serial: int) -> str:
+        return doc_number(prefix, year, serial)
+
+    def render(self, request: NoticeRequest, doc_number: str | None) -> dict[str, Any]:
+        edition = edition_by_id(request.edition_id)
+        to_bureau = request.kind in BUREAU_NOTICES
+        context = build_context(
+            NoticeInput(
+                kind=request.kind,
+                case_no=request.case_no,
+                case_type=request.case_type,
+                query_code=request.query_code,
+                filed_on=request.filed_on,
+                issued_on=request.issued_on,
+                facts=request.facts,
+                assessment=request.assessment,
+                edition=edition,
+                doc_number=doc_number,
+                granted=request.granted,
+                items=list(request.items),
+                reason=request.reason,
+                deadline=request.deadline,
+                reference=request.reference,
+                task=jsonable(request.task),
+                working_days=self.working_days,
+            )
+        )
+        rendered = render_notice(request.kind.value, context)
+        task = request.task
+        return dict(
+            case_id=request.case_id,
+            kind=request.kind.value,
+            audience="bureau" if to_bureau else "applicant",
+            event_seq=request.event_seq,
+            payload=jsonable(
+                {
+                    "state": request.state,
+                    "decision": request.assessment.decision.value,
+                    "items": list(request.items) or None,
+                    "reason": request.reason,
+                    "deadline": request.deadline,
+                    **task,
+                }
+            ),
+            idempotency_key=f"notice:{request.case_id}:{request.event_seq}:{request.kind.value}"
+            + (f":task{task['task_id']}" if task else ""),
+            created_at=request.created_at,
+            doc_number=doc_number,
+            issuer=context["issuer"]["unit"],
+            recipient=context["task"].get("unit") if to_bureau else context["recipient"],
+            title=rendered.title,
+            body_text=rendered.text,
+            body_html=rendered.html,
+            content_hash=rendered.content_hash,
+        )
+
+
+def jsonable(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): jsonable(v) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [jsonable(v) for v in node]
+    if isinstance(node, Decimal):
+        return str(node)
+    if isinstance(node, date):
+        return node.isoformat()
+    return node
+
+
+def engine_with_notices(
+    db: Engine, *, settings: Settings, clock: Clock | None = None
+) -> CaseEngine:
+    """The case engine, writing its notices with this module's NoticeWriter (every door makes
+    its engine here: states/ does not import notifications/)."""
+    writer = NoticeWriter(working_days=settings.review_due_working_days)
+    return CaseEngine(db, settings=settings, clock=clock, issuer=writer)
