@@ -55,9 +55,9 @@ def optional_account(request: Request, engine: EngineDep) -> Account | None:
     if header.lower().startswith("bearer "):
         limit = throttle.limits(engine.settings)["token_address"]
         address = client_address(request)
-        throttle.check(engine.db, limit, address, now)
+        throttle.check(engine.read_db, limit, address, now)
         digest = token_hash(header.split(" ", 1)[1].strip())
-        with Session(engine.db) as s:
+        with Session(engine.read_db) as s:
             account = s.exec(select(Account).where(col(Account.token_hash) == digest)).first()
         if account is None:
             throttle.fail(engine.db, limit, address, now)
@@ -67,7 +67,7 @@ def optional_account(request: Request, engine: EngineDep) -> Account | None:
         # changes something needs the token, whatever the path it is mounted under
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             return None
-        session = web_session.load(engine.db, request.cookies.get(SESSION_COOKIE), now)
+        session = web_session.load(engine.read_db, request.cookies.get(SESSION_COOKIE), now)
         account = session.account if session else None
     if account is None or not account.active or account.role == "system":
         return None
@@ -117,7 +117,7 @@ CurrentActor = Annotated[Actor, Depends(actor)]
 
 def case_id_of(engine: CaseEngine, case_no: str) -> int:
     """The id of a case by its number (the engine decides who may act on it)."""
-    with Session(engine.db) as s:
+    with Session(engine.read_db) as s:
         found = s.exec(select(Case.id).where(col(Case.case_no) == case_no)).first()
     if found is None:
         raise not_found()
@@ -126,7 +126,7 @@ def case_id_of(engine: CaseEngine, case_no: str) -> int:
 
 def load_visible_case(engine: CaseEngine, account: Account, case_no: str) -> Case:
     """The case if this account may see it (states/authority.can_see); 404 otherwise."""
-    with Session(engine.db) as s:
+    with Session(engine.read_db) as s:
         case = s.exec(select(Case).where(col(Case.case_no) == case_no)).first()
         if case is None:
             raise not_found()

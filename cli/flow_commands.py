@@ -24,6 +24,31 @@ run_app = typer.Typer(help="Run one flow now and print what it did.", no_args_is
 flow_app.add_typer(run_app, name="run")
 
 
+@run_app.callback()
+def _use_running_server() -> None:
+    """Run on the Prefect server `relief serve` (or the deployment) runs, when there is one.
+
+    Without PREFECT_API_URL, Prefect would start a temporary server of its own for every
+    command (10-20 s, even for one row); a local server on RELIEF_PREFECT_PORT that answers its
+    health check is used instead. Set before Prefect is imported, so every part of it sees it.
+    """
+    import os
+
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    import httpx
+
+    from models.settings import get_settings
+
+    url = f"http://127.0.0.1:{get_settings().prefect_port}/api"
+    try:
+        healthy = httpx.get(f"{url}/health", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        healthy = False
+    if healthy:
+        os.environ["PREFECT_API_URL"] = url
+
+
 def _run(label: str, call: Any) -> BaseModel:
     """Run a flow with heartbeats off and a progress spinner; print its summary."""
     import flows  # noqa: F401  (applies relief's Prefect defaults before Prefect loads)

@@ -9,8 +9,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy.engine import make_url
 
 from base.clock import Clock
@@ -132,3 +133,32 @@ def heartbeats_off() -> Iterator[None]:
 
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
+
+
+class Tally(BaseModel):
+    """A flow's summary that adds up: each chunk's task returns one, the flow sums them
+    (numbers add, lists join, counts by key merge, flags or)."""
+
+    def add(self, other: Self) -> Self:
+        merged: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if isinstance(mine, bool):
+                merged[name] = mine or theirs
+            elif isinstance(mine, int | float):
+                merged[name] = mine + theirs
+            elif isinstance(mine, list):
+                merged[name] = [*mine, *theirs]
+            elif isinstance(mine, dict):
+                merged[name] = {k: mine.get(k, 0) + theirs.get(k, 0) for k in {*mine, *theirs}}
+            else:
+                merged[name] = mine if mine not in (None, "") else theirs
+        return type(self)(**merged)
+
+
+def total(first: T, parts: Sequence[T]) -> T:
+    """`first` (the flow's own fields) with every chunk's summary added."""
+    out = first
+    for part in parts:
+        out = out.add(part)  # type: ignore[attr-defined]
+    return out

@@ -1,11 +1,13 @@
 """收件 — intake of a batch of applications: validate, submit, route to the bureaus.
 
-Each row is submitted with the request key `<batch>:<row>`, and each row's outcome (cases made,
-or the field errors) is kept in `intake_record`: a second run of the same batch does nothing
-twice, and an invalid row is never lost. The flow acts as the account that started it (an
-intake officer or an operator). A row filed on paper earlier carries its receipt
-(`receipt.received_at`, `receipt.reason`, `receipt.evidence`): a 补录, which the engine allows
-those two roles only; without it the filing date is the moment the row is submitted.
+A chunk of rows is filed as one set through the engine (one transaction for the chunk, every
+row checked on its own). Each row's outcome is kept in `intake_record`: a filed row's record is
+written in the same transaction as its cases, an invalid row's with its field errors, so no
+row is lost and a second run of the same batch does nothing twice (request key `<batch>:<row>`).
+The flow acts as the account that started it (an intake officer or an operator). A row filed
+on paper earlier carries its receipt (`receipt.received_at`, `receipt.reason`,
+`receipt.evidence`): a 补录, which the engine allows those two roles only; without it the filing
+date is the moment the row is submitted.
 """
 
 from __future__ import annotations
@@ -15,18 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
-from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from base.identifiers import bounded_key
 from flows.batch_files import read_records
-from flows.common import case_engine, chunked
-from models.input_errors import InvalidApplication
+from flows.common import Tally, case_engine, chunked, run_chunks, total
+from models.input_errors import FieldError, InvalidApplication
 from models.receipts import parse_receipt
 from models.settings import get_settings
 from models.tables import IntakeRecord
 from states.errors import EngineError
+from states.unit_of_work import insert_rows
+from states.work import IntakeRow, SubmitItem
 
 
 class IntakeParams(BaseModel):
@@ -35,9 +38,9 @@ class IntakeParams(BaseModel):
     account: str = Field(description="who submits: an intake officer's or an operator's account")
 
 
-class IntakeSummary(BaseModel):
-    batch_id: str
-    rows: int
+class IntakeSummary(Tally):
+    batch_id: str = ""
+    rows: int = 0
     submitted: int = 0
     invalid: int = 0
     already_done: int = 0
@@ -53,52 +56,72 @@ def batch_id_for(path: Path) -> str:
 @task(retries=2, retry_delay_seconds=2)
 def submit_chunk(
     rows: list[tuple[int, dict[str, Any]]], batch_id: str, account: str
-) -> dict[str, Any]:
-    """Submit a chunk of rows, each in its own transaction; record every row's outcome."""
+) -> IntakeSummary:
+    """File a chunk of rows as one set; record every row's outcome."""
     engine = case_engine()
     actor = engine.actor(account)
-    out: dict[str, Any] = {"submitted": 0, "invalid": 0, "already_done": 0, "states": []}
-    for row_no, data in rows:
-        with Session(engine.db) as s:
-            done = s.exec(
-                select(IntakeRecord).where(
-                    col(IntakeRecord.batch_id) == batch_id, col(IntakeRecord.row_no) == row_no
+    out = IntakeSummary()
+    with Session(engine.read_db) as s:
+        done = set(
+            s.exec(
+                select(IntakeRecord.row_no).where(
+                    col(IntakeRecord.batch_id) == batch_id,
+                    col(IntakeRecord.row_no).in_([n for n, _ in rows]),
                 )
-            ).first()
-        if done is not None:
-            out["already_done"] += 1
-            continue
-        record = IntakeRecord(
-            batch_id=batch_id, row_no=row_no, status="submitted", raw=data, at=engine.clock.now()
+            ).all()
         )
+    items: list[tuple[int, dict[str, Any], SubmitItem]] = []
+    invalid: list[tuple[int, dict[str, Any], list[FieldError]]] = []
+    for row_no, data in rows:
+        if row_no in done:
+            out.already_done += 1
+            continue
+        application = dict(data)
+        given = application.pop("receipt", None)
         try:
-            application = dict(data)
-            given = application.pop("receipt", None)
             receipt = parse_receipt(given, now=engine.clock.now()) if given is not None else None
-            results = engine.submit(
-                application,
-                actor=actor,
-                request_key=bounded_key(batch_id, str(row_no)),
-                receipt=receipt,
-            )
         except InvalidApplication as exc:
-            record.status = "invalid"
-            record.errors = [e.as_dict() for e in exc.errors]
-            out["invalid"] += 1
-        except EngineError as exc:
-            record.status = "invalid"
-            record.errors = [
-                {"field": "(申请书)", "rule": exc.code, "message_zh": exc.message_zh,
-                 "message_en": exc.message_en}
-            ]  # fmt: skip
-            out["invalid"] += 1
+            invalid.append((row_no, data, exc.errors))
+            continue
+        item = SubmitItem(
+            application, actor, request_key=bounded_key(batch_id, str(row_no)),
+            receipt=receipt, intake=IntakeRow(batch_id, row_no, data),
+        )  # fmt: skip
+        items.append((row_no, data, item))
+    outcome = engine.submit_many([item for _, _, item in items])
+    for index, (row_no, data, _) in enumerate(items):
+        if index in outcome.done:
+            results = outcome.done[index]
+            if all(r.replayed for r in results):
+                out.already_done += 1
+                continue
+            out.submitted += 1
+            out.cases += len(results)
+            for r in results:
+                out.by_state[r.state] = out.by_state.get(r.state, 0) + 1
         else:
-            record.case_ids = [r.case_id for r in results]
-            out["submitted"] += 1
-            out["states"] += [r.state for r in results]
+            exc = outcome.refused[index]
+            invalid.append((row_no, data, errors_of(exc)))
+    if invalid:
+        now = engine.clock.now()
         with Session(engine.db) as s, s.begin():
-            s.add(record)
+            insert_rows(
+                s,
+                [
+                    (IntakeRecord, {"batch_id": batch_id, "row_no": row_no, "status": "invalid",
+                                    "case_ids": [], "errors": [e.as_dict() for e in errors],
+                                    "raw": data, "at": now})
+                    for row_no, data, errors in invalid
+                ],
+            )  # fmt: skip
+        out.invalid += len(invalid)
     return out
+
+
+def errors_of(exc: EngineError | InvalidApplication) -> list[FieldError]:
+    if isinstance(exc, InvalidApplication):
+        return exc.errors
+    return [FieldError("(申请书)", exc.code, exc.message_zh, exc.message_en)]
 
 
 @flow(name="intake", log_prints=False)
@@ -107,17 +130,6 @@ def intake_flow(params: IntakeParams) -> IntakeSummary:
     records = read_records(params.file)
     batch_id = params.batch_id or batch_id_for(params.file)
     rows = list(enumerate(records, start=1))
-    futures = [
-        submit_chunk.submit(quote(chunk), batch_id, params.account)
-        for chunk in chunked(rows, get_settings().chunk_size)
-    ]
-    summary = IntakeSummary(batch_id=batch_id, rows=len(rows))
-    for fut in futures:
-        part = fut.result()
-        summary.submitted += part["submitted"]
-        summary.invalid += part["invalid"]
-        summary.already_done += part["already_done"]
-        summary.cases += len(part["states"])
-        for state in part["states"]:
-            summary.by_state[state] = summary.by_state.get(state, 0) + 1
-    return summary
+    chunks = chunked(rows, get_settings().chunk_size)
+    parts = run_chunks(submit_chunk, chunks, batch_id, params.account)
+    return total(IntakeSummary(batch_id=batch_id, rows=len(rows)), parts)

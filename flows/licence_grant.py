@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
-from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 
 from flows.batch_files import read_records
-from flows.common import case_engine, chunked
-from models.input_errors import InvalidApplication
+from flows.common import Tally, case_engine, chunked, run_chunks, total
 from models.settings import get_settings
 from states.actors import SYSTEM_ACCOUNT
 from states.errors import EngineError
+from states.work import SubmitItem
 
 
 class LicenceGrantParams(BaseModel):
@@ -31,28 +30,36 @@ class LicenceGrantParams(BaseModel):
     )
 
 
-class LicenceGrantSummary(BaseModel):
-    licences: int
+class LicenceGrantSummary(Tally):
+    licences: int = 0
     granted: int = 0
     already_granted: int = 0
     not_in_scope: list[dict[str, Any]] = Field(default_factory=list)
 
 
 @task(retries=2, retry_delay_seconds=2)
-def grant_chunk(rows: list[tuple[int, dict[str, Any]]], account: str) -> dict[str, Any]:
+def grant_chunk(rows: list[tuple[int, dict[str, Any]]], account: str) -> LicenceGrantSummary:
+    """Grant a chunk of the register as one set."""
     engine = case_engine()
     actor = engine.actor(account)
-    out: dict[str, Any] = {"granted": 0, "already": 0, "skipped": []}
+    out = LicenceGrantSummary()
+    numbers: list[str] = []
+    items: list[SubmitItem] = []
     for row_no, data in rows:
         data = {"type": "licence_extension", **data}
         number = (data.get("licence") or {}).get("licence_no") or f"row{row_no}"
-        try:
-            [result] = engine.grant_ex_officio(data, actor=actor, request_key=f"licence:{number}")
-        except (EngineError, InvalidApplication) as exc:
+        numbers.append(number)
+        items.append(SubmitItem(data, actor, request_key=f"licence:{number}"))
+    outcome = engine.grant_ex_officio_many(items)
+    for index, ((row_no, _), number) in enumerate(zip(rows, numbers, strict=True)):
+        if index in outcome.done:
+            [result] = outcome.done[index]
+            out.already_granted += int(result.replayed)
+            out.granted += int(not result.replayed)
+        else:
+            exc = outcome.refused[index]
             message = exc.message_zh if isinstance(exc, EngineError) else str(exc)
-            out["skipped"].append({"row": row_no, "licence_no": number, "reason": message})
-            continue
-        out["already" if result.replayed else "granted"] += 1
+            out.not_in_scope.append({"row": row_no, "licence_no": number, "reason": message})
     return out
 
 
@@ -60,11 +67,6 @@ def grant_chunk(rows: list[tuple[int, dict[str, Any]]], account: str) -> dict[st
 def licence_grant_flow(params: LicenceGrantParams) -> LicenceGrantSummary:
     """Extend every non-special food production licence in the register by six months."""
     rows = list(enumerate(read_records(params.file, key="licences"), start=1))
-    summary = LicenceGrantSummary(licences=len(rows))
     chunks = chunked(rows, get_settings().chunk_size)
-    for fut in [grant_chunk.submit(quote(c), params.account) for c in chunks]:
-        part = fut.result()
-        summary.granted += part["granted"]
-        summary.already_granted += part["already"]
-        summary.not_in_scope += part["skipped"]
-    return summary
+    parts = run_chunks(grant_chunk, chunks, params.account)
+    return total(LicenceGrantSummary(licences=len(rows)), parts)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from prefect import flow, task
-from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 
-from flows.common import case_engine, chunked
+from flows.common import Tally, case_engine, chunked, run_chunks, total
 from flows.singleton import exclusive
 from models.settings import get_settings
 from notifications.delivery import deliver, due_notices
@@ -18,7 +17,7 @@ class OutboxParams(BaseModel):
     now: datetime | None = Field(default=None, description="deliver as of (default: clock)")
 
 
-class OutboxSummary(BaseModel):
+class OutboxSummary(Tally):
     due: int = 0
     delivered: int = 0
     no_channel: int = 0
@@ -31,19 +30,19 @@ class OutboxSummary(BaseModel):
 
 
 @task(retries=2, retry_delay_seconds=2)
-def deliver_chunk(ids: list[int], now: datetime | None) -> dict[str, int]:
+def deliver_chunk(ids: list[int], now: datetime | None) -> OutboxSummary:
     engine = case_engine(now=now)
-    out = {
-        "delivered": 0,
-        "no_channel": 0,
-        "awaiting_channel": 0,
-        "pending": 0,
-        "failed": 0,
-        "skipped": 0,
-    }
+    out: dict[str, int] = {}
     for notice_id in ids:
-        out[deliver(engine.db, notice_id, engine.settings, engine.clock.now())] += 1
-    return out
+        outcome = deliver(engine.db, notice_id, engine.settings, engine.clock.now())
+        out[outcome] = out.get(outcome, 0) + 1
+    return OutboxSummary(
+        delivered=out.get("delivered", 0),
+        no_channel=out.get("no_channel", 0),
+        awaiting_channel=out.get("awaiting_channel", 0),
+        retry_later=out.get("pending", 0),
+        failed=out.get("failed", 0),
+    )
 
 
 @flow(name="outbox", log_prints=False)
@@ -55,13 +54,5 @@ def outbox_flow(params: OutboxParams | None = None) -> OutboxSummary:
         if not mine:
             return OutboxSummary(busy=True)
         ids = due_notices(engine.db, engine.clock.now(), engine.settings)
-        summary = OutboxSummary(due=len(ids))
         chunks = chunked(ids, get_settings().chunk_size)
-        for fut in [deliver_chunk.submit(quote(c), params.now) for c in chunks]:
-            part = fut.result()
-            summary.delivered += part["delivered"]
-            summary.no_channel += part["no_channel"]
-            summary.awaiting_channel += part["awaiting_channel"]
-            summary.retry_later += part["pending"]
-            summary.failed += part["failed"]
-        return summary
+        return total(OutboxSummary(due=len(ids)), run_chunks(deliver_chunk, chunks, params.now))

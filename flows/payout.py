@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, task
-from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
 
-from flows.common import case_engine, chunked
+from flows.common import case_engine, chunked, run_chunks
 from flows.singleton import exclusive
 from flows.treasury import FileTreasury, HttpTreasury, PaymentInstruction, TreasuryError
 from models.db import engine_for
@@ -355,12 +354,8 @@ def _pay_all(params: PayoutParams, adapter: str) -> PayoutSummary:
             if p.id is not None
         ]
     summary.considered = len(ids)
-    futures = [
-        pay_chunk.submit(quote(c), endpoint, params.account)
-        for c in chunked(ids, settings.chunk_size)
-    ]
-    for fut in futures:
-        part = fut.result()
+    chunks = chunked(ids, settings.chunk_size)
+    for part in run_chunks(pay_chunk, chunks, endpoint, params.account):
         summary.paid += part["paid"]
         summary.failed += part["failed"]
     with Session(engine.db) as s:

@@ -10,12 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from prefect import flow, task
-from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from base.working_days import working_days_between
-from flows.common import case_engine, chunked
+from flows.common import Tally, case_engine, chunked, run_chunks, total
 from models.settings import get_settings
 from models.tables import ReviewTask
 from states.actors import SYSTEM_ACCOUNT
@@ -29,20 +28,21 @@ class SlaParams(BaseModel):
     )
 
 
-class SlaSummary(BaseModel):
+class SlaSummary(Tally):
     open_tasks: int = 0
     reminded: int = 0
     escalated: int = 0
 
 
 @task(retries=2, retry_delay_seconds=2)
-def note_chunk(items: list[tuple[int, str]], now: datetime | None, account: str) -> dict[str, int]:
+def note_chunk(items: list[tuple[int, str]], now: datetime | None, account: str) -> SlaSummary:
     engine = case_engine(now=now)
     actor = engine.actor(account)
-    out = {"reminder": 0, "escalation": 0}
-    for task_id, kind in items:
+    out = SlaSummary()
+    for task_id, kind in items:  # each its own transaction: a task closed meanwhile is skipped
         if engine.note_task(task_id, kind=kind, actor=actor) is not None:
-            out[kind] += 1
+            out.reminded += int(kind == "reminder")
+            out.escalated += int(kind == "escalation")
     return out
 
 
@@ -70,13 +70,6 @@ def sla_flow(params: SlaParams | None = None) -> SlaSummary:
         elif working_days_between(today, t.due_on) <= settings.sla_remind_working_days:
             if t.reminded_on is None:
                 work.append((t.id, "reminder"))
-    summary = SlaSummary(open_tasks=len(tasks))
-    futures = [
-        note_chunk.submit(quote(c), params.now, params.account)
-        for c in chunked(work, settings.chunk_size)
-    ]
-    for fut in futures:
-        part = fut.result()
-        summary.reminded += part["reminder"]
-        summary.escalated += part["escalation"]
-    return summary
+    chunks = chunked(work, settings.chunk_size)
+    parts = run_chunks(note_chunk, chunks, params.now, params.account)
+    return total(SlaSummary(open_tasks=len(tasks)), parts)

@@ -113,10 +113,16 @@ class CaseEngine:
         self, data: Any, *, actor: Actor, request_key: str | None = None
     ) -> list[FireResult]:
         """依职权 — a case the authority grants without an application (starts at approved)."""
+        return self.grant_ex_officio_many([SubmitItem(data, actor, request_key)]).one()
+
+    def grant_ex_officio_many(
+        self, items: Sequence[SubmitItem], *, unit_size: int = UNIT_SIZE
+    ) -> Outcome[list[FireResult]]:
+        """Many ex-officio grants (a register of licences), `unit_size` per transaction."""
         out: Outcome[list[FireResult]] = Outcome()
-        item = SubmitItem(data, actor, request_key=request_key)
-        self._run(out, [item], lambda it: it.request_key, self._submit_unit(ex_officio=True))
-        return out.one()
+        body = self._submit_unit(ex_officio=True)
+        self._run(out, items, lambda it: it.request_key, body, unit_size)
+        return out
 
     def fire(
         self,
@@ -343,11 +349,11 @@ class CaseEngine:
             for index, item, *_ in accepted:
                 if item.request_key:
                     uow.record_request(item.request_key, [r.case_id for r in made[index]])
-                if item.intake:
-                    batch, row_no = item.intake
+                if item.intake:  # the batch row's record, in the same transaction as its cases
+                    row = item.intake
                     uow.extra.append(
-                        (IntakeRecord, {"batch_id": batch, "row_no": row_no,
-                                        "status": "submitted", "raw": item.data,
+                        (IntakeRecord, {"batch_id": row.batch_id, "row_no": row.row_no,
+                                        "status": "submitted", "raw": row.raw,
                                         "case_ids": [r.case_id for r in made[index]],
                                         "errors": [], "at": uow.now})
                     )  # fmt: skip

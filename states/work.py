@@ -19,6 +19,15 @@ R = TypeVar("R")
 
 
 @dataclass(frozen=True)
+class IntakeRow:
+    """The intake batch row an item comes from: its record is written with its cases."""
+
+    batch_id: str
+    row_no: int
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class SubmitItem:
     """An application (raw JSON-like data) to file."""
 
@@ -26,7 +35,7 @@ class SubmitItem:
     actor: Actor
     request_key: str | None = None
     receipt: PaperReceipt | None = None  # 补录: a paper application's earlier receipt
-    intake: tuple[str, int] | None = None  # (batch id, row number): the intake record to keep
+    intake: IntakeRow | None = None
 
 
 @dataclass(frozen=True)

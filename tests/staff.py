@@ -104,3 +104,11 @@ def holder(engine: CaseEngine, case_id: int, kind: str, n: int = 2) -> Actor:
 def of_task(engine: CaseEngine, task: ReviewTask, n: int = 1) -> Actor:
     unit = f"{task.bureau_code}.{task.section_code}" if task.section_code else task.bureau_code
     return reviewer(engine, unit, n)
+
+
+def uscc_for(n: int) -> str:
+    """A valid USCC (GB 32100-2015) for test enterprise number n."""
+    from base.identifiers import uscc_check_char
+
+    first17 = f"91110101{n:09d}"
+    return first17 + uscc_check_char(first17)

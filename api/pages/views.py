@@ -55,7 +55,7 @@ class CsrfRefused(Exception):
 
 
 def page_session(request: Request, engine: EngineDep) -> PageSession | None:
-    return web_session.load(engine.db, request.cookies.get(SESSION_COOKIE), engine.clock.now())
+    return web_session.load(engine.read_db, request.cookies.get(SESSION_COOKIE), engine.clock.now())
 
 
 MaybeSession = Annotated[PageSession | None, Depends(page_session)]
@@ -116,7 +116,8 @@ def require_csrf(engine: CaseEngine, session: PageSession | None, token: str) ->
 def csrf_refused_page(request: Request, exc: Exception) -> HTMLResponse:
     """403 for a form that did not come from our own page (registered by api.main)."""
     engine: CaseEngine = request.app.state.engine
-    session = web_session.load(engine.db, request.cookies.get(SESSION_COOKIE), engine.clock.now())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    session = web_session.load(engine.read_db, cookie, engine.clock.now())
     return page(request, engine, session, "refused.html.j2", status_code=403)  # still signed in
 
 
@@ -165,7 +166,7 @@ def login(
     except throttle.Throttled as exc:
         web_session.push_flash(engine.db, form_session, exc.message_zh, "error")
         return back("/login")
-    with Session(engine.db) as s:
+    with Session(engine.read_db) as s:
         account = s.exec(select(Account).where(col(Account.username) == name)).first()
     usable = account is not None and account.active and account.role != "system"
     stored = account.password_hash if usable and account is not None else None
@@ -219,7 +220,7 @@ def _account(session: PageSession) -> Account:
 def tasklist(request: Request, session: Staff, engine: EngineDep) -> HTMLResponse:
     account = _account(session)
     today = engine.clock.today()
-    with Session(engine.db) as s:
+    with Session(engine.read_db) as s:
         rows = section_queue(s, account.bureau_code or "", account.section_code or "")
     tasks = [
         (task_public(t, c.case_no or "", c.case_type, today), spec_for(c.case_type).label_zh)
@@ -233,7 +234,7 @@ def case_page(request: Request, case_no: str, session: Staff, engine: EngineDep)
     account = _account(session)
     case = load_visible_case(engine, account, case_no[:30])
     detail = case_detail(engine, case)
-    with Session(engine.db) as s:
+    with Session(engine.read_db) as s:
         own = set(
             s.exec(
                 select(ReviewTask.id).where(
@@ -388,7 +389,7 @@ def _open_task_of(engine: CaseEngine, session: PageSession, case_no: str, kind: 
     """The id of the case's open task of `kind` for this section (the engine checks it)."""
     case = load_visible_case(engine, session.account, case_no[:30])  # else: 案件不存在
     case_id = case.id
-    with Session(engine.db) as s:
+    with Session(engine.read_db) as s:
         tasks = s.exec(
             select(ReviewTask.id, ReviewTask.bureau_code, ReviewTask.section_code)
             .where(
@@ -464,7 +465,7 @@ def status_page(
     except EngineError:
         error = "未找到该案件，请核对受理编号和查询码"
     else:
-        with Session(engine.db) as s:
+        with Session(engine.read_db) as s:
             notices = s.exec(
                 select(Notice)
                 .where(col(Notice.case_id) == case.id, col(Notice.audience) == "applicant")

@@ -36,7 +36,7 @@ def submit_application(
     """Submit an application (a chain's stores become one case each); filed when received."""
     key = bounded_key(actor.username, idempotency_key) if idempotency_key else None
     results = engine.submit(application, actor=actor, request_key=key)
-    with Session(engine.db) as s:
+    with Session(engine.read_db) as s:
         cases = [s.get(Case, r.case_id) for r in results]
     return [CaseSummary(**summary(c)) for c in cases if c is not None]
 
@@ -44,7 +44,7 @@ def submit_application(
 @router.get("/my/cases", response_model=list[CaseSummary])
 def my_cases(account: CurrentApplicant, engine: EngineDep) -> list[CaseSummary]:
     """The signed-in applicant's cases, newest first."""
-    with Session(engine.db) as s:
+    with Session(engine.read_db) as s:
         applicant = s.exec(select(Applicant).where(col(Applicant.identity) == account.uscc)).first()
         if applicant is None:
             return []
@@ -73,7 +73,7 @@ def supply(
 ) -> FireResultPublic:
     """Send the corrected (补正) or additional (补充) material the bureau asked for."""
     case_id = case_id_of(engine, case_no)
-    with Session(engine.db) as s:
+    with Session(engine.read_db) as s:
         state = s.exec(select(Case.state).where(col(Case.id) == case_id)).one()
     trigger = "resubmit" if state == "correction_requested" else "supply_info"
     return fired(

@@ -37,7 +37,7 @@ def work_queue(
 ) -> list[TaskPublic]:
     """My section's tasks, a page at a time: by due date (overdue first), then by task id."""
     today = engine.clock.today()
-    with Session(engine.db) as s:
+    with Session(engine.read_db) as s:
         rows = section_queue(
             s,
             account.bureau_code or "",
@@ -53,7 +53,7 @@ def work_queue(
 def claim(task_id: TaskId, actor: CurrentActor, engine: EngineDep) -> TaskPublic:
     """Take a task of my section; someone else's claim is a 409."""
     engine.claim_task(task_id, actor=actor)
-    with Session(engine.db) as s:
+    with Session(engine.read_db) as s:
         task = s.get(ReviewTask, task_id)
         assert task is not None
         case = s.get(Case, task.case_id)

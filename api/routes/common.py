@@ -13,7 +13,7 @@ from states.labels import state_zh
 
 
 def case_detail(engine: CaseEngine, case: Case) -> CaseDetail:
-    with Session(engine.db) as s:
+    with Session(engine.read_db) as s:
         tasks = list(
             s.exec(
                 select(ReviewTask)
@@ -49,7 +49,7 @@ def fired(result: FireResult) -> FireResultPublic:
 
 
 def case_notices(engine: CaseEngine, case: Case) -> list[Notice]:
-    with Session(engine.db) as s:
+    with Session(engine.read_db) as s:
         return list(
             s.exec(
                 select(Notice)

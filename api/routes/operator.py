@@ -63,7 +63,7 @@ def run_flow(name: str, account: CurrentOperator, engine: EngineDep) -> dict[str
 @router.get("/incidents")
 def incidents(account: CurrentOperator, engine: EngineDep) -> list[dict[str, Any]]:
     """Open incidents: payments and notices that failed after their retries."""
-    with Session(engine.db) as s:
+    with Session(engine.read_db) as s:
         rows = s.exec(
             select(Incident).where(col(Incident.status) == "open").order_by(col(Incident.id))
         ).all()
@@ -74,7 +74,7 @@ def incidents(account: CurrentOperator, engine: EngineDep) -> list[dict[str, Any
 def counts(account: CurrentOperator, engine: EngineDep) -> dict[str, Any]:
     """Cases by state and type; open and overdue tasks by bureau; incidents; outbox backlog."""
     today = engine.clock.today()
-    with Session(engine.db) as s:
+    with Session(engine.read_db) as s:
         by_state = dict(s.exec(select(Case.state, func.count()).group_by(col(Case.state))).all())
         by_type = dict(
             s.exec(select(Case.case_type, func.count()).group_by(col(Case.case_type))).all()

@@ -31,7 +31,7 @@ def lookup(engine: CaseEngine, case_no: str, code: str, address: str) -> Case:
     # counted before the code is compared, so lookups made at the same moment cannot all pass
     throttle.reserve(engine.db, limits["status_address"], address, now)
     throttle.reserve(engine.db, limits["status_case"], key, now)
-    with Session(engine.db) as s:
+    with Session(engine.read_db) as s:
         case = s.exec(select(Case).where(col(Case.case_no) == key)).first()
     if case is None or not matches(case.query_code, code):
         throttle.confirm_failure(engine.db, limits["status_address"], address, now)

@@ -21,7 +21,7 @@ from drive import case, pass_reviews, submit
 from sqlalchemy import select
 from sqlmodel import Session
 
-from models.tables import CapAccount, CapGrant
+from models.tables import CapAccount, CapGrant, Case
 from states.engine import CaseEngine
 from states.errors import ConflictError, EngineError
 
@@ -155,3 +155,43 @@ def test_cap_holds_across_processes_on_postgres(postgres_url: str) -> None:
     assert set(results.values()) == {"payout_ordered"}, results
     assert_cap_held(engine, "TOWER-P", [a, b])
     engine.db.dispose()
+
+
+def test_one_request_key_sent_at_once_makes_one_set_of_cases(engine: CaseEngine) -> None:
+    """The same Idempotency-Key from many callers at the same moment: one filing, and every
+    caller is answered with its cases (the key is unique in the schema)."""
+    for n in range(ROUNDS):
+        application = S.application("RENT-03")  # a chain: three cases from one filing
+        actor = staff.applicant_for(engine, application)
+        key = f"same-{n}"
+
+        def file(app: dict[str, Any] = application, who: Any = actor, k: str = key) -> Any:
+            return engine.submit(app, actor=who, request_key=k)
+
+        results = race(*[file for _ in range(6)])
+        assert not [r for r in results if isinstance(r, Exception)], results
+        answers = {tuple(c.case_id for c in r) for r in results}
+        assert len(answers) == 1 and len(next(iter(answers))) == 3
+        with Session(engine.db) as s:
+            made = s.execute(select(Case.id).where(Case.submission_key == f"same-{n}")).all()
+        assert len(made) == 3
+
+
+def test_an_applicants_first_filings_racing_both_succeed(engine: CaseEngine) -> None:
+    from models.tables import Applicant
+
+    for n in range(ROUNDS):
+        first, second = S.application("LOAN-01"), S.application("LOAN-01")
+        uscc = staff.uscc_for(900 + n)
+        for app in (first, second):
+            app["applicant"]["uscc"] = uscc
+        second["loans"] = second["loans"][:1]
+        actor = staff.applicant(engine, uscc)
+        results = race(
+            lambda a=first, w=actor: engine.submit(a, actor=w),
+            lambda a=second, w=actor: engine.submit(a, actor=w),
+        )
+        assert not [r for r in results if isinstance(r, Exception)], results
+        with Session(engine.db) as s:
+            rows = s.execute(select(Applicant.id).where(Applicant.identity == uscc)).all()
+        assert len(rows) == 1  # one applicant, two cases

@@ -186,7 +186,13 @@ class CliDoor(EngineDoor):
 
         env = {"RELIEF_DATABASE_URL": self.w.url, "RELIEF_NOW": FIXED_NOW.isoformat(),
                "COLUMNS": "200"}  # fmt: skip
-        r = self.runner.invoke(app, list(args), env=env)
+        from models.settings import get_settings
+
+        get_settings.cache_clear()  # the CLI reads its settings from this environment
+        try:
+            r = self.runner.invoke(app, list(args), env=env)
+        finally:
+            get_settings.cache_clear()
         if r.exit_code == 0:
             return None
         assert r.exit_code == 3, (r.exit_code, r.stdout, r.stderr)
