@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from models.statuses import TaskStatus
 from models.tables import Case, CaseEvent, Notice, ReviewTask
 from states.labels import DECISION_ZH, TASK_ZH, state_zh
 from states.rules import Decision
@@ -144,7 +145,9 @@ def task_public(t: ReviewTask, case_no: str, case_type: str, today: date) -> Tas
         unit=t.unit,
         status=t.status,
         due_on=t.due_on,
-        overdue=bool(t.status == "open" and t.due_on and t.due_on < today and t.paused_on is None),
+        overdue=bool(
+            t.status == TaskStatus.OPEN and t.due_on and t.due_on < today and t.paused_on is None
+        ),
         assignee=t.assignee,
         decision=t.decision,
     )

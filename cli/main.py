@@ -118,9 +118,7 @@ def _engine(*, read_only: bool = False) -> CaseEngine:
         migrate(settings.database_url)  # the embedded default sets itself up
     from notifications.issuer import engine_with_notices  # jinja2 and cn2an only when needed
 
-    return engine_with_notices(
-        engine_for(settings.database_url), settings=settings, clock=_clock()
-    )
+    return engine_with_notices(engine_for(settings.database_url), settings=settings, clock=_clock())
 
 
 def _actor(engine: CaseEngine, username: str) -> Actor:

@@ -25,6 +25,7 @@ from base.identifiers import bounded_key
 from flows.batch_files import read_records
 from flows.common import Tally, case_engine, chunked, run_chunks, total
 from models.settings import get_settings
+from models.statuses import TaskStatus
 from models.tables import Case, ReviewTask
 from states.actors import Actor
 from states.engine import CaseEngine
@@ -65,7 +66,7 @@ def items_of(
             select(ReviewTask).where(
                 col(ReviewTask.case_id).in_([i for i in cases.values() if i is not None]),
                 col(ReviewTask.kind) == "review",
-                col(ReviewTask.status) == "open",
+                col(ReviewTask.status) == TaskStatus.OPEN,
             )
         ).all()
     items: list[tuple[int, Item]] = []

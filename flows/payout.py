@@ -24,7 +24,16 @@ from flows.common import case_engine, chunked, run_chunks
 from flows.singleton import exclusive
 from flows.treasury import FileTreasury, HttpTreasury, PaymentInstruction, TreasuryError
 from models.db import engine_for
+from models.ledger import record_attempt as record_attempt_row
 from models.settings import get_settings
+from models.statuses import (
+    PAYOUT_MOVES,
+    WAITING_PAYOUTS,
+    AttemptStatus,
+    BatchStatus,
+    PayoutStatus,
+    check,
+)
 from models.tables import Applicant, Case, Incident, PaymentBatch, Payout, PayoutAttempt
 from states.actors import SYSTEM_ACCOUNT, Actor
 from states.engine import CaseEngine
@@ -72,30 +81,19 @@ def instruction(s: Session, payout: Payout) -> PaymentInstruction:
 def record_attempt(
     engine: CaseEngine, payout_id: int, attempt_no: int, adapter: str, status: str, detail: str = ""
 ) -> None:
-    """Insert or update one ledger row, committed at once."""
+    """One payment attempt in the ledger (models/ledger.py), committed at once; the payout
+    counts its attempts."""
+    now = engine.clock.now()
+    record_attempt_row(
+        engine.db, PayoutAttempt, {"payout_id": payout_id, "attempt_no": attempt_no},
+        status=status, at=now, adapter=adapter, detail=detail,
+    )  # fmt: skip
     with Session(engine.db) as s, s.begin():
-        row = s.exec(
-            select(PayoutAttempt).where(
-                col(PayoutAttempt.payout_id) == payout_id,
-                col(PayoutAttempt.attempt_no) == attempt_no,
-            )
-        ).first()
-        if row is None:
-            row = PayoutAttempt(
-                payout_id=payout_id,
-                attempt_no=attempt_no,
-                adapter=adapter,
-                status=status,
-                detail=detail,
-                at=engine.clock.now(),
-            )
-        else:
-            row.status, row.detail, row.at = status, detail, engine.clock.now()
-        s.add(row)
-        payout = s.get(Payout, payout_id)
-        assert payout is not None
-        payout.attempts = max(payout.attempts, attempt_no)
-        s.add(payout)
+        s.execute(
+            update(Payout)
+            .where(col(Payout.id) == payout_id, col(Payout.attempts) < attempt_no)
+            .values(attempts=attempt_no)
+        )
 
 
 def settle(engine: CaseEngine, payout: Payout, reference: str, actor: Actor) -> None:
@@ -114,7 +112,8 @@ def give_up(engine: CaseEngine, payout: Payout, reason: str) -> bool:
     with Session(engine.db) as s, s.begin():
         row = s.get(Payout, payout.id)
         assert row is not None
-        row.status = "failed"
+        check(PAYOUT_MOVES, row.status, PayoutStatus.FAILED)
+        row.status = PayoutStatus.FAILED
         s.add(row)
         ref = f"payout:{payout.idempotency_key}"
         if s.exec(select(Incident.id).where(col(Incident.ref) == ref)).first() is not None:
@@ -149,18 +148,22 @@ def pay_one(engine: CaseEngine, treasury: HttpTreasury, payout_id: int, actor: A
     with Session(engine.db) as s:
         payout = s.get(Payout, payout_id)
         assert payout is not None and payout.id is not None
-        if payout.status in ("paid", "failed"):
+        if payout.status in (PayoutStatus.PAID, PayoutStatus.FAILED):
             return "skipped"
         instr = instruction(s, payout)
     attempts = attempts_of(engine, payout.id)
     last = attempts[-1] if attempts else None
-    if last is not None and last.status in ("paid", "found"):
+    if last is not None and last.status in (AttemptStatus.PAID, AttemptStatus.FOUND):
         settle(engine, payout, last.detail, actor)  # crashed after the treasury answered
         return "paid"
-    if last is not None and last.status == "sending":  # outcome never learned: ask first
+    if (
+        last is not None and last.status == AttemptStatus.SENDING
+    ):  # outcome never learned: ask first
         reference = treasury.lookup(payout.idempotency_key)
         if reference is not None:
-            record_attempt(engine, payout.id, last.attempt_no, "http", "found", reference)
+            record_attempt(
+                engine, payout.id, last.attempt_no, "http", AttemptStatus.FOUND, reference
+            )
             settle(engine, payout, reference, actor)
             return "paid"
         record_attempt(
@@ -175,18 +178,18 @@ def pay_one(engine: CaseEngine, treasury: HttpTreasury, payout_id: int, actor: A
     reason = "no attempt left"
     while n < settings.payout_max_attempts:
         n += 1
-        record_attempt(engine, payout.id, n, "http", "sending")
+        record_attempt(engine, payout.id, n, "http", AttemptStatus.SENDING)
         try:
             reference = treasury.pay(instr)
         except TreasuryError as exc:
-            record_attempt(engine, payout.id, n, "http", "failed", str(exc))
+            record_attempt(engine, payout.id, n, "http", AttemptStatus.FAILED, str(exc))
             reason = str(exc)
             if not exc.transient:
                 break
             if n < settings.payout_max_attempts:
                 time.sleep(settings.payout_retry_seconds * 2 ** (n - 1))
             continue
-        record_attempt(engine, payout.id, n, "http", "paid", reference)
+        record_attempt(engine, payout.id, n, "http", AttemptStatus.PAID, reference)
         settle(engine, payout, reference, actor)
         return "paid"
     give_up(engine, payout, reason)
@@ -215,7 +218,9 @@ def write_payment_files(out_dir: str) -> dict[str, Any]:
     with Session(engine.db) as s:
         unfinished = [
             b.id
-            for b in s.exec(select(PaymentBatch).where(col(PaymentBatch.status) == "writing")).all()
+            for b in s.exec(
+                select(PaymentBatch).where(col(PaymentBatch.status) == BatchStatus.WRITING)
+            ).all()
         ]
     for batch_id in unfinished:
         assert batch_id is not None
@@ -224,7 +229,7 @@ def write_payment_files(out_dir: str) -> dict[str, Any]:
         new = list(
             s.exec(
                 select(Payout)
-                .where(col(Payout.status) == "ordered", col(Payout.batch_ref).is_(None))
+                .where(col(Payout.status) == PayoutStatus.ORDERED, col(Payout.batch_ref).is_(None))
                 .order_by(col(Payout.id))
             ).all()
         )
@@ -233,7 +238,7 @@ def write_payment_files(out_dir: str) -> dict[str, Any]:
             ref = f"PB-{now:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}"
             batch = PaymentBatch(
                 batch_ref=ref,
-                status="writing",
+                status=BatchStatus.WRITING,
                 path=str(treasury.path_for(ref)),
                 payout_ids=[p.id for p in new if p.id is not None],
                 created_at=now,
@@ -285,12 +290,14 @@ def _write_batch(engine: CaseEngine, treasury: FileTreasury, batch_id: int) -> P
     now = engine.clock.now()
     with Session(engine.db) as s, s.begin():
         s.exec(
-            update(PaymentBatch).where(col(PaymentBatch.id) == batch_id).values(status="written")
+            update(PaymentBatch)
+            .where(col(PaymentBatch.id) == batch_id)
+            .values(status=BatchStatus.WRITTEN)
         )
         for ids in chunked(batch.payout_ids, IN_LIST):
             ordered = s.exec(
                 select(Payout.id, Payout.attempts)
-                .where(col(Payout.id).in_(ids), col(Payout.status) == "ordered")
+                .where(col(Payout.id).in_(ids), col(Payout.status) == PayoutStatus.ORDERED)
                 .with_for_update()
             ).all()
             if not ordered:
@@ -298,14 +305,14 @@ def _write_batch(engine: CaseEngine, treasury: FileTreasury, batch_id: int) -> P
             s.connection().execute(
                 update(Payout.__table__)  # type: ignore[attr-defined]
                 .where(Payout.__table__.c.id == bindparam("pid"))  # type: ignore[attr-defined]
-                .values(status="sent", attempts=bindparam("attempt_no")),
+                .values(status=PayoutStatus.SENT, attempts=bindparam("attempt_no")),
                 [{"pid": pid, "attempt_no": n + 1} for pid, n in ordered],
             )
             s.connection().execute(
                 insert(PayoutAttempt.__table__),  # type: ignore[attr-defined]
                 [
                     dict(
-                        payout_id=pid, attempt_no=n + 1, adapter="file", status="sent",
+                        payout_id=pid, attempt_no=n + 1, adapter="file", status=AttemptStatus.SENT,
                         detail=batch.batch_ref, at=now,
                     )
                     for pid, n in ordered
@@ -348,7 +355,7 @@ def _pay_all(params: PayoutParams, adapter: str) -> PayoutSummary:
             p.id
             for p in s.exec(
                 select(Payout)
-                .where(col(Payout.status).in_(["ordered", "sent"]))
+                .where(col(Payout.status).in_(WAITING_PAYOUTS))
                 .order_by(col(Payout.id))
             ).all()
             if p.id is not None

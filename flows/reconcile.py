@@ -21,6 +21,7 @@ from flows.common import case_engine, chunked, run_chunks
 from flows.payout import give_up, settle
 from flows.treasury import FileTreasury
 from models.settings import get_settings
+from models.statuses import ATTEMPT_MOVES, PAYOUT_MOVES, AttemptStatus, PayoutStatus, check
 from models.tables import Payout, PayoutAttempt
 from states.actors import SYSTEM_ACCOUNT, Actor
 from states.engine import CaseEngine
@@ -63,7 +64,7 @@ def reconcile_lines(rows: list[dict[str, str]], account: str) -> ReconcileSummar
         if payout is None or payout.id is None:
             out.unknown.append(key)
             continue
-        if payout.status == "paid" or key in queued:
+        if payout.status == PayoutStatus.PAID or key in queued:
             out.already_paid += 1
             continue
         if row["status"].strip() == "paid":
@@ -80,11 +81,13 @@ def reconcile_lines(rows: list[dict[str, str]], account: str) -> ReconcileSummar
                 )
             ).first()
             if sent is not None:  # the attempt the instruction file made has failed
-                sent.status, sent.detail = "failed", row.get("reference", "")
+                check(ATTEMPT_MOVES, sent.status, AttemptStatus.FAILED)
+                sent.status, sent.detail = AttemptStatus.FAILED, row.get("reference", "")
                 s.add(sent)
             exhausted = p.attempts >= engine.settings.payout_max_attempts
             if not exhausted:  # back into the next instruction file
-                p.status, p.batch_ref = "ordered", None
+                check(PAYOUT_MOVES, p.status, PayoutStatus.ORDERED)
+                p.status, p.batch_ref = PayoutStatus.ORDERED, None
             s.add(p)
         if exhausted:
             out.incidents += int(give_up(engine, payout, f"国库退回：{row.get('reference', '')}"))

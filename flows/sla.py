@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from base.working_days import working_days_between
 from flows.common import Tally, case_engine, chunked, run_chunks, total
 from models.settings import get_settings
+from models.statuses import TaskStatus
 from models.tables import ReviewTask
 from states.actors import SYSTEM_ACCOUNT
 
@@ -56,7 +57,7 @@ def sla_flow(params: SlaParams | None = None) -> SlaSummary:
     with Session(engine.db) as s:
         tasks = s.exec(
             select(ReviewTask).where(
-                col(ReviewTask.status) == "open",
+                col(ReviewTask.status) == TaskStatus.OPEN,
                 col(ReviewTask.paused_on).is_(None),
                 col(ReviewTask.due_on).is_not(None),
             )

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
+from models.statuses import TaskStatus
 from models.tables import Case, ReviewTask
 
 PAGE_DEFAULT = 100
 PAGE_MAX = 500
 
-TASK_STATUSES = ("open", "done", "cancelled")
+TASK_STATUSES = tuple(TaskStatus)
 
 
 def section_queue(
@@ -23,7 +24,7 @@ def section_queue(
     bureau_code: str,
     section_code: str,
     *,
-    status: str | None = "open",
+    status: str | None = TaskStatus.OPEN,
     limit: int = PAGE_DEFAULT,
     offset: int = 0,
 ) -> list[tuple[ReviewTask, Case]]:

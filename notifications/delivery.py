@@ -19,36 +19,27 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from models.ledger import record_attempt
 from models.settings import Settings
+from models.statuses import NOTICE_MOVES, OPEN_NOTICES, AttemptStatus, NoticeStatus, check
 from models.tables import Applicant, Case, Incident, Notice, NoticeDelivery
 from notifications.channels import DeliveryError, any_configured, configured, send, targets_for
-
-#: Statuses the outbox still works on; `no_channel`, `delivered` and `failed` are final.
-OPEN_STATUSES = ("pending", "awaiting_channel")
 
 
 def _record(
     db: Engine, notice_id: int, channel: str, attempt: int, status: str, receipt: str, now: datetime
 ) -> None:
-    with Session(db) as s, s.begin():
-        row = s.exec(
-            select(NoticeDelivery).where(
-                col(NoticeDelivery.notice_id) == notice_id,
-                col(NoticeDelivery.channel) == channel,
-                col(NoticeDelivery.attempt_no) == attempt,
-            )
-        ).first() or NoticeDelivery(
-            notice_id=notice_id, channel=channel, attempt_no=attempt, status=status, at=now
-        )
-        row.status, row.receipt, row.at = status, receipt, now
-        s.add(row)
+    record_attempt(
+        db, NoticeDelivery, {"notice_id": notice_id, "channel": channel, "attempt_no": attempt},
+        status=status, at=now, receipt=receipt,
+    )  # fmt: skip
 
 
 def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> str:
     """Try a pending notice once on each channel not yet done; returns its new status."""
     with Session(db) as s:
         notice = s.get(Notice, notice_id)
-        if notice is None or notice.status not in OPEN_STATUSES:
+        if notice is None or notice.status not in OPEN_NOTICES:
             return "skipped"
         case = s.get(Case, notice.case_id)
         applicant = s.get(Applicant, case.applicant_id) if case else None
@@ -57,41 +48,43 @@ def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> st
             for d in s.exec(
                 select(NoticeDelivery).where(
                     col(NoticeDelivery.notice_id) == notice_id,
-                    col(NoticeDelivery.status) == "delivered",
+                    col(NoticeDelivery.status) == AttemptStatus.DELIVERED,
                 )
             ).all()
         }
     targets = targets_for(notice, applicant, settings)
     if not targets:
-        return _finish(db, notice_id, "no_channel", now)
+        return _finish(db, notice_id, NoticeStatus.NO_CHANNEL, now)
     todo = [t for t in targets if t.channel not in done]
     ready = [t for t in todo if configured(t.channel, settings)]
     waiting = len(ready) < len(todo)
     if not ready:
-        return _finish(db, notice_id, "awaiting_channel" if waiting else "delivered", now)
+        status = NoticeStatus.AWAITING_CHANNEL if waiting else NoticeStatus.DELIVERED
+        return _finish(db, notice_id, status, now)
     attempt = notice.attempts + 1
     failures: list[str] = []
     permanent = False
     for target in ready:
-        _record(db, notice_id, target.channel, attempt, "sending", "", now)
+        _record(db, notice_id, target.channel, attempt, AttemptStatus.SENDING, "", now)
         try:
             receipt = send(target, notice, settings)
         except DeliveryError as exc:
-            _record(db, notice_id, target.channel, attempt, "failed", str(exc), now)
+            _record(db, notice_id, target.channel, attempt, AttemptStatus.FAILED, str(exc), now)
             failures.append(f"{target.channel}: {exc}")
             permanent = permanent or not exc.transient
             continue
-        _record(db, notice_id, target.channel, attempt, "delivered", receipt, now)
+        _record(db, notice_id, target.channel, attempt, AttemptStatus.DELIVERED, receipt, now)
     with Session(db) as s, s.begin():
         row = s.get(Notice, notice_id)
         assert row is not None
         row.attempts = attempt
+        before = row.status
         if not failures and waiting:
-            row.status, row.next_attempt_at = "awaiting_channel", None
+            row.status, row.next_attempt_at = NoticeStatus.AWAITING_CHANNEL, None
         elif not failures:
-            row.status, row.delivered_at, row.next_attempt_at = "delivered", now, None
+            row.status, row.delivered_at, row.next_attempt_at = NoticeStatus.DELIVERED, now, None
         elif permanent or attempt >= settings.notice_max_attempts:
-            row.status = "failed"
+            row.status = NoticeStatus.FAILED
             ref = f"notice:{row.idempotency_key}"
             if s.exec(select(Incident.id).where(col(Incident.ref) == ref)).first() is None:
                 s.add(
@@ -106,7 +99,8 @@ def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> st
                 )
         else:
             wait = settings.notice_retry_seconds * 2 ** (attempt - 1)
-            row.next_attempt_at = now + timedelta(seconds=wait)
+            row.status, row.next_attempt_at = NoticeStatus.PENDING, now + timedelta(seconds=wait)
+        check(NOTICE_MOVES, before, row.status)
         s.add(row)
         return row.status
 
@@ -116,8 +110,9 @@ def _finish(db: Engine, notice_id: int, status: str, now: datetime) -> str:
         row = s.get(Notice, notice_id)
         assert row is not None
         if row.status != status:
+            check(NOTICE_MOVES, row.status, status)
             row.status = status
-            if status == "delivered":
+            if status == NoticeStatus.DELIVERED:
                 row.delivered_at = now
             s.add(row)
     return status
@@ -126,9 +121,9 @@ def _finish(db: Engine, notice_id: int, status: str, now: datetime) -> str:
 def due_notices(db: Engine, now: datetime, settings: Settings | None = None) -> list[int]:
     """Pending notices whose next attempt is due, oldest first; with `settings` that configure
     a channel, also the notices awaiting one (they may now be deliverable)."""
-    statuses = ["pending"]
+    statuses = [NoticeStatus.PENDING]
     if settings is not None and any_configured(settings):
-        statuses.append("awaiting_channel")
+        statuses.append(NoticeStatus.AWAITING_CHANNEL)
     with Session(db) as s:
         rows = s.exec(
             select(Notice.id, Notice.next_attempt_at)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from models.statuses import TaskStatus
 from states.actors import ROLE_ZH, SECTION_ROLES, Actor, Role
 from states.errors import ConflictError, NotPermitted, no_such_case, no_such_task
 from states.labels import TASK_ZH, trigger_zh
@@ -104,7 +105,7 @@ def _held_task(
             raise no_such_task()
     kinds = "、".join(TASK_ZH.get(k, k) for k in rule.task)
     assert actor.role in SECTION_ROLES
-    waiting = [t for t in mine if t.status == "open"]
+    waiting = [t for t in mine if t.status == TaskStatus.OPEN]
     if not waiting:
         if mine:  # it was ours, and someone has just done it
             raise ConflictError(

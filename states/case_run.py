@@ -23,6 +23,7 @@ from models.applications import Application, applicant_of, identity_in
 from models.input_errors import FieldError, InvalidApplication, parse_application
 from models.receipts import PaperReceipt
 from models.settings import Settings
+from models.statuses import TaskStatus
 from models.tables import CapGrant, Payout, ReviewTask
 from states.actors import Actor
 from states.authority import authorize
@@ -119,7 +120,7 @@ class Stepper:
             decide_task_opened=any(t.kind == "decide" for t in views),
             lift_known=bool(case.facts.get("lockdown_lift_date")),
             manual_intake=self.settings.intake_review,
-            intake_task_open=any(t.kind == "intake" and t.status == "open" for t in views),
+            intake_task_open=any(t.kind == "intake" and t.status == TaskStatus.OPEN for t in views),
             today=self.today,
         )
         return CaseRun(
@@ -201,10 +202,10 @@ class Stepper:
         task = self.authorize(run, "review", task_id=task_id)
         assert task is not None
         self.uow.task_decisions.append(
-            {"b_id": task_id, "status": "done", "decision": decision, "reason": reason,
+            {"b_id": task_id, "status": TaskStatus.DONE, "decision": decision, "reason": reason,
              "decided_at": self.now, "decided_by": run.actor.username}
         )  # fmt: skip
-        task.status, task.decision, task.decided_by = "done", decision, run.actor.username
+        task.status, task.decision, task.decided_by = TaskStatus.DONE, decision, run.actor.username
         run.subject.review_tasks = [
             (t.status, t.decision) for t in run.tasks if t.kind == TaskKind.REVIEW.value
         ]
@@ -373,12 +374,13 @@ class Stepper:
         if effects.closes_tasks:
             run.subject.intake_task_open = False
             self.uow.task_closures.append(
-                {"b_case": case_id, "status": "done" if effects.closing else "cancelled",
+                {"b_case": case_id, "status": TaskStatus.DONE if effects.closing else "cancelled",
                  "decision": effects.closing, "reason": payload.get("reason"),
                  "decided_at": self.now, "decided_by": run.actor.username}
             )  # fmt: skip
             run.subject.review_tasks = [
-                ("done" if st == "open" else st, d) for st, d in run.subject.review_tasks
+                (TaskStatus.DONE if st == TaskStatus.OPEN else st, d)
+                for st, d in run.subject.review_tasks
             ]
         for kind in effects.open_tasks:
             self.open_tasks(run, kind)
@@ -414,7 +416,7 @@ class Stepper:
             tasks = ReviewTask.__table__  # type: ignore[attr-defined]
             self.uow.s.execute(
                 tasks.update()
-                .where(tasks.c.case_id == case_id, tasks.c.status == "open")
+                .where(tasks.c.case_id == case_id, tasks.c.status == TaskStatus.OPEN)
                 .values(paused_on=self.today)
             )
         if effects.resume_clock:
@@ -431,7 +433,7 @@ class Stepper:
             if r.kind == kind:
                 run.new_tasks.append(self.task_row(run.case.id, r, kind))
                 if kind == TaskKind.REVIEW:
-                    run.subject.review_tasks.append(("open", None))
+                    run.subject.review_tasks.append((TaskStatus.OPEN, None))
                 if kind == TaskKind.DECIDE:
                     run.subject.decide_task_opened = True
 

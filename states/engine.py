@@ -30,6 +30,7 @@ from models.db import read_only
 from models.input_errors import FieldError, InvalidApplication, parse_application
 from models.receipts import PaperReceipt
 from models.settings import Settings
+from models.statuses import TaskStatus
 from models.tables import Account, IntakeRecord, Prior7Benefit, ReviewTask
 from states.actors import Actor, actor_of
 from states.authority import authorize_filing, can_see, may_replay
@@ -512,7 +513,9 @@ class CaseEngine:
             held = col(ReviewTask.assignee).is_(None) | (col(ReviewTask.assignee) == task.assignee)
             changed = uow.s.exec(
                 update(ReviewTask)
-                .where(col(ReviewTask.id) == task_id, col(ReviewTask.status) == "open", held)
+                .where(
+                    col(ReviewTask.id) == task_id, col(ReviewTask.status) == TaskStatus.OPEN, held
+                )
                 .values(assignee=actor.username if claim else None)
             )
             if changed.rowcount != 1:
@@ -549,7 +552,7 @@ class CaseEngine:
                 update(ReviewTask)
                 .where(
                     col(ReviewTask.id) == task_id,
-                    col(ReviewTask.status) == "open",
+                    col(ReviewTask.status) == TaskStatus.OPEN,
                     col(ReviewTask.paused_on).is_(None),
                     getattr(ReviewTask, column).is_(None),
                 )

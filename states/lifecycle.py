@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from transitions import EventData, Machine
 
+from models.statuses import TaskStatus
 from states.actors import Role
 from states.permits import Permit, permit
 from states.rules import GRANTING, Assessment, Decision, TaskKind
@@ -177,7 +178,7 @@ def has_reason(event: EventData) -> bool:
 def reviews_done(event: EventData) -> bool:
     """全部审核单位均已作出审核意见."""
     tasks = _m(event).review_tasks
-    return bool(tasks) and all(status == "done" for status, _ in tasks)
+    return bool(tasks) and all(status == TaskStatus.DONE for status, _ in tasks)
 
 
 def reviews_all_pass(event: EventData) -> bool:

@@ -23,6 +23,7 @@ from sqlmodel import Session, SQLModel
 
 from models.db import insert_if_absent
 from models.doc_serials import lock_serials, store_serials
+from models.statuses import TaskStatus
 from models.tables import (
     Account,
     Applicant,
@@ -151,7 +152,7 @@ class UnitOfWork:
 
     def _mark_inactive_assignees(self, views: list[TaskView]) -> None:
         """A claim by an account that is no longer active holds nobody off."""
-        names = {v.assignee for v in views if v.assignee and v.status == "open"}
+        names = {v.assignee for v in views if v.assignee and v.status == TaskStatus.OPEN}
         if not names:
             return
         active = set(
@@ -320,7 +321,8 @@ class UnitOfWork:
         if self.task_decisions:
             done = conn.execute(
                 update(TASKS).where(
-                    TASKS.c.id == bindparam("b_id", type_=Integer), TASKS.c.status == "open"
+                    TASKS.c.id == bindparam("b_id", type_=Integer),
+                    TASKS.c.status == TaskStatus.OPEN,
                 ),
                 self.task_decisions,
             )
@@ -330,7 +332,7 @@ class UnitOfWork:
             self.s.execute(
                 update(TASKS).where(
                     TASKS.c.case_id == bindparam("b_case", type_=Integer),
-                    TASKS.c.status == "open",
+                    TASKS.c.status == TaskStatus.OPEN,
                 ),
                 self.task_closures,
             )

@@ -30,6 +30,7 @@ from api.security import dummy_hash, password_ok
 from api.web_session import CSRF_FIELD, SESSION_COOKIE, SESSION_HOURS, PageSession
 from base.query_codes import display as display_code
 from models.input_errors import InvalidApplication
+from models.statuses import TaskStatus
 from models.tables import Account, Notice, ReviewTask
 from models.work_queue import section_queue
 from states.actors import ROLE_ZH, actor_of
@@ -239,7 +240,7 @@ def case_page(request: Request, case_no: str, session: Staff, engine: EngineDep)
             s.exec(
                 select(ReviewTask.id).where(
                     col(ReviewTask.case_id) == case.id,
-                    col(ReviewTask.status) == "open",
+                    col(ReviewTask.status) == TaskStatus.OPEN,
                     col(ReviewTask.bureau_code) == account.bureau_code,
                     col(ReviewTask.section_code) == (account.section_code or ""),
                 )
@@ -395,7 +396,7 @@ def _open_task_of(engine: CaseEngine, session: PageSession, case_no: str, kind: 
             .where(
                 col(ReviewTask.case_id) == case_id,
                 col(ReviewTask.kind) == kind,
-                col(ReviewTask.status) == "open",
+                col(ReviewTask.status) == TaskStatus.OPEN,
             )
             .order_by(col(ReviewTask.id))
         ).all()

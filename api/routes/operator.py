@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from api import throttle
 from api.deps import CurrentOperator, EngineDep
+from models.statuses import TaskStatus
 from models.tables import Case, Incident, Notice, Payout, ReviewTask
 
 router = APIRouter(prefix="/operator", tags=["operators"])
@@ -81,13 +82,13 @@ def counts(account: CurrentOperator, engine: EngineDep) -> dict[str, Any]:
         )
         open_tasks = s.exec(
             select(ReviewTask.bureau_code, func.count())
-            .where(col(ReviewTask.status) == "open")
+            .where(col(ReviewTask.status) == TaskStatus.OPEN)
             .group_by(col(ReviewTask.bureau_code))
         ).all()
         overdue = s.exec(
             select(ReviewTask.bureau_code, func.count())
             .where(
-                col(ReviewTask.status) == "open",
+                col(ReviewTask.status) == TaskStatus.OPEN,
                 col(ReviewTask.due_on) < today,
                 col(ReviewTask.paused_on).is_(None),
             )

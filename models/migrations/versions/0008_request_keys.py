@@ -34,12 +34,16 @@ def upgrade() -> None:
         sa.Column("at", models.types.AwareDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("key"),
     )
-    rows = op.get_bind().execute(
-        sa.text(
-            "SELECT submission_key, id FROM relief_case WHERE submission_key IS NOT NULL "
-            "ORDER BY id"
+    rows = (
+        op.get_bind()
+        .execute(
+            sa.text(
+                "SELECT submission_key, id FROM relief_case WHERE submission_key IS NOT NULL "
+                "ORDER BY id"
+            )
         )
-    ).all()
+        .all()
+    )
     keys: dict[str, list[int]] = {}
     for key, case_id in rows:
         keys.setdefault(key, []).append(case_id)
