@@ -1,68 +1,70 @@
-"""中文标签 — the one table of Chinese labels for stored English codes."""
+"""中文标签 — the one table of Chinese labels for stored English codes.
+
+Keyed by the stored codes themselves (the StrEnum values of states/), so that the command line
+can label a case without importing the machines; tests/unit/test_labels.py checks that every
+member of every enum has its label.
+"""
 
 from __future__ import annotations
 
-from states.lifecycle import CaseState, NoticeKind
-from states.rules import Decision, TaskKind
-
 STATE_ZH: dict[str, str] = {
-    CaseState.DRAFT: "草稿",
-    CaseState.SUBMITTED: "已提交",
-    CaseState.ACCEPTED: "已受理",
-    CaseState.CORRECTION_REQUESTED: "待补正",
-    CaseState.RESUBMITTED: "已补正",
-    CaseState.NOT_ACCEPTED: "不予受理",
-    CaseState.UNDER_REVIEW: "审核中",
-    CaseState.MORE_INFO_REQUESTED: "待补充材料",
-    CaseState.AWAITING_CONFIRMATION: "待确认",
-    CaseState.CONFIRMED: "已确认",
-    CaseState.APPROVED: "准予",
-    CaseState.PARTIALLY_APPROVED: "部分准予",
-    CaseState.REJECTED: "不予",
-    CaseState.PAYOUT_ORDERED: "待拨付",
-    CaseState.PAID: "已拨付",
-    CaseState.EFFECT_APPLIED: "已生效",
-    CaseState.EXTENDED_PENDING_LIFT: "顺延待解封",
-    CaseState.CLOSED: "办结",
-    CaseState.WITHDRAWN: "已撤回",
-    CaseState.EXPIRED: "已终止",
+    "draft": "草稿",
+    "submitted": "已提交",
+    "accepted": "已受理",
+    "correction_requested": "待补正",
+    "resubmitted": "已补正",
+    "not_accepted": "不予受理",
+    "under_review": "审核中",
+    "more_info_requested": "待补充材料",
+    "awaiting_confirmation": "待确认",
+    "confirmed": "已确认",
+    "approved": "准予",
+    "partially_approved": "部分准予",
+    "rejected": "不予",
+    "payout_ordered": "待拨付",
+    "paid": "已拨付",
+    "effect_applied": "已生效",
+    "extended_pending_lift": "顺延待解封",
+    "closed": "办结",
+    "withdrawn": "已撤回",
+    "expired": "已终止",
 }
 
 DECISION_ZH: dict[str, str] = {
-    Decision.GRANTED: "准予",
-    Decision.PARTIALLY_GRANTED: "部分准予",
-    Decision.REFUSED: "不予",
-    Decision.NOT_APPLICABLE: "不适用本文件",
-    Decision.NOT_ACCEPTED: "不予受理",
-    Decision.EXTENDED_EX_OFFICIO: "依职权顺延",
-    Decision.EXTENDED: "顺延",
-    Decision.EXTENDED_PENDING_LIFT: "顺延至解封后30日（待解封）",
+    "granted": "准予",
+    "partially_granted": "部分准予",
+    "refused": "不予",
+    "not_applicable": "不适用本文件",
+    "not_accepted": "不予受理",
+    "extended_ex_officio": "依职权顺延",
+    "extended": "顺延",
+    "extended_pending_lift": "顺延至解封后30日（待解封）",
 }
 
 TASK_ZH: dict[str, str] = {
-    TaskKind.INTAKE: "受理",
-    TaskKind.REVIEW: "审核",
-    TaskKind.CONFIRM: "确认",
-    TaskKind.DECIDE: "决定",
-    TaskKind.SUPERVISE: "监督",
-    TaskKind.PAYOUT: "拨付",
+    "intake": "受理",
+    "review": "审核",
+    "confirm": "确认",
+    "decide": "决定",
+    "supervise": "监督",
+    "payout": "拨付",
 }
 
 NOTICE_ZH: dict[str, str] = {
-    NoticeKind.ACCEPTANCE: "受理通知书",
-    NoticeKind.DEFERRED_ACCEPTANCE: "容缺受理通知书",
-    NoticeKind.CORRECTION: "补正材料通知书",
-    NoticeKind.NOT_ACCEPTED: "不予受理通知书",
-    NoticeKind.MORE_INFO: "补充材料通知书",
-    NoticeKind.DECISION_GRANTED: "准予决定书",
-    NoticeKind.DECISION_PARTIAL: "部分准予决定书",
-    NoticeKind.DECISION_REFUSED: "不予决定书",
-    NoticeKind.PAYOUT: "资金拨付通知书",
-    NoticeKind.EXTENSION: "有效期顺延告知书",
-    NoticeKind.WITHDRAWN: "撤回确认通知",
-    NoticeKind.EXPIRED: "终止办理告知书",
-    NoticeKind.TASK_REMINDER: "办理期限提醒",
-    NoticeKind.TASK_ESCALATION: "逾期督办通知",
+    "acceptance": "受理通知书",
+    "deferred_acceptance": "容缺受理通知书",
+    "correction": "补正材料通知书",
+    "not_accepted": "不予受理通知书",
+    "more_info": "补充材料通知书",
+    "decision_granted": "准予决定书",
+    "decision_partial": "部分准予决定书",
+    "decision_refused": "不予决定书",
+    "payout": "资金拨付通知书",
+    "extension": "有效期顺延告知书",
+    "withdrawn": "撤回确认通知",
+    "expired": "终止办理告知书",
+    "task_reminder": "办理期限提醒",
+    "task_escalation": "逾期督办通知",
 }
 
 
