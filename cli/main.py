@@ -8,28 +8,29 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
-from base.clock import Clock
-from base.identifiers import bounded_key
 from cli import help_format, render
 from cli.cluster_commands import deploy, worker
 from cli.flow_commands import flow_app
-from models.applications import CaseType
-from models.db import engine_for, migrate
-from models.input_errors import FieldError, InvalidApplication, parse_application
 from models.settings import get_settings
-from models.tables import Case, CaseEvent, ReviewTask
-from states.actors import Actor
-from states.catalog import assess, json_schema
-from states.engine import CaseEngine
-from states.errors import EngineError
 from states.labels import DECISION_ZH, state_zh
-from states.rules import Decision, Prior7Entry
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine, Row
+
+    from base.clock import Clock
+    from models.input_errors import FieldError
+    from states.actors import Actor
+    from states.engine import CaseEngine
+    from states.errors import EngineError
+    from states.rules import Prior7Entry
+
+# Each command imports what it needs in its own body: `relief status` must start in well under
+# a second, and the engine, the ORM, pydantic's application models, Alembic and Jinja each cost
+# a tenth of a second or more to import (docs/benchmarks.md, "Starting the command line").
 
 app = typer.Typer(
     help="relief — 东政发〔2022〕8号 助企纾困政策办理系统",
@@ -105,24 +106,36 @@ def main(
 
 
 def _clock() -> Clock:
+    from base.clock import Clock
+
     return Clock(get_settings().now)
 
 
-def _engine(*, read_only: bool = False) -> CaseEngine:
-    """The engine on the configured database. A SQLite file sets itself up, except for a
-    command that only reads: a missing file is then an error, not a new empty database."""
-    settings = get_settings()
-    if settings.database_url.startswith("sqlite"):
-        if read_only:
-            _require_sqlite_file(settings.database_url)
-        migrate(settings.database_url)  # the embedded default sets itself up
-    from notifications.issuer import engine_with_notices  # jinja2 and cn2an only when needed
+def _database(*, read_only: bool = False) -> Engine:
+    """The configured database. A SQLite file sets itself up, except for a command that only
+    reads: a missing file is then an error, not a new empty database."""
+    from models.db import engine_for, migrate
 
-    return engine_with_notices(engine_for(settings.database_url), settings=settings, clock=_clock())
+    url = get_settings().database_url
+    if url.startswith("sqlite"):
+        if read_only:
+            _require_sqlite_file(url)
+        migrate(url)  # the embedded default sets itself up (one read when it is current)
+    return engine_for(url)
+
+
+def _engine(*, read_only: bool = False) -> CaseEngine:
+    """The engine, with notices, on the configured database."""
+    from notifications.issuer import engine_with_notices
+
+    db = _database(read_only=read_only)
+    return engine_with_notices(db, settings=get_settings(), clock=_clock())
 
 
 def _actor(engine: CaseEngine, username: str) -> Actor:
     """The named account as the engine's actor; an unknown one is refused (exit 3)."""
+    from states.errors import EngineError
+
     try:
         return engine.actor(username)
     except EngineError as exc:
@@ -131,6 +144,8 @@ def _actor(engine: CaseEngine, username: str) -> Actor:
 
 
 def _require_sqlite_file(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
     path = make_url(url).database
     if not path or path == ":memory:" or Path(path).exists():
         return
@@ -147,6 +162,8 @@ def _require_sqlite_file(url: str) -> None:
 
 def _read_json(source: str) -> Any:
     """Read JSON from a file or '-' (stdin); a syntax error is an input error, exit 2."""
+    from models.input_errors import FieldError
+
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as exc:
@@ -197,6 +214,9 @@ def estimate(
     ] = None,
 ) -> None:
     """退税减税概算器式估算: facts in; eligibility, amount, every check and routing out."""
+    from models.input_errors import InvalidApplication, parse_application
+    from states.catalog import assess
+
     data = _read_json(file)
     today = _clock().today()
     try:
@@ -232,6 +252,10 @@ def estimate(
 @app.command()
 def schema(case_type: Annotated[str, typer.Argument(help="application type")]) -> None:
     """Print the JSON schema of one application type."""
+    from models.applications import CaseType
+    from models.input_errors import FieldError
+    from states.catalog import json_schema
+
     try:
         ct = CaseType(case_type)
     except ValueError:
@@ -272,7 +296,10 @@ def submit(
     An intake officer or operator entering a paper application received earlier gives
     --received-at, --reason and --evidence (补录).
     """
+    from base.identifiers import bounded_key
+    from models.input_errors import InvalidApplication
     from models.receipts import parse_receipt
+    from states.errors import EngineError
 
     data = _read_json(file)
     engine = _engine()
@@ -300,11 +327,10 @@ def submit(
         render.console.print(f"{r.case_no}: {state_zh(r.state)} ({r.state}){note}")
 
 
-def _find_case(session: Any, ref: str) -> Case:
-    stmt = select(Case).where(Case.case_no == ref)
-    if ref.isdigit():
-        stmt = select(Case).where(Case.id == int(ref))
-    row = session.execute(stmt).scalar_one_or_none()
+def _find_case(db: Engine, ref: str) -> Row[Any]:
+    from models.case_reads import find_case
+
+    row = find_case(db, ref)
     if row is None:
         render.err_console.print(f"[red]案件“{ref}”不存在[/red] (no such case)")
         raise typer.Exit(EXIT_INVALID)
@@ -317,12 +343,11 @@ def status(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Where a case stands: state, decision, amounts, open tasks."""
-    from sqlmodel import Session
+    from models.case_reads import case_tasks
 
-    engine = _engine(read_only=True)
-    with Session(engine.db) as s:
-        c = _find_case(s, case)
-        tasks = s.execute(select(ReviewTask).where(ReviewTask.case_id == c.id)).scalars().all()
+    db = _database(read_only=True)
+    c = _find_case(db, case)
+    tasks = case_tasks(db, c.id)
     info = {
         "case_no": c.case_no,
         "type": c.case_type,
@@ -353,7 +378,7 @@ def status(
     render.console.print(
         f"{c.case_no} · {c.case_type} · [bold]{state_zh(c.state)}[/bold] ({c.state})"
         f" · 版本 v{c.version}\n"
-        f"规则结论: {DECISION_ZH.get(Decision(c.decision), c.decision)}"
+        f"规则结论: {DECISION_ZH.get(c.decision, c.decision)}"
         f" · 上限 {c.amount_ceiling} 元"
         + (f" · 决定金额 {c.amount_granted} 元" if c.amount_granted is not None else "")
     )
@@ -366,17 +391,10 @@ def status(
 @app.command()
 def history(case: Annotated[str, typer.Argument(help="case number or id")]) -> None:
     """The append-only event log of a case."""
-    from sqlmodel import Session
+    from models.case_reads import case_events
 
-    engine = _engine(read_only=True)
-    with Session(engine.db) as s:
-        c = _find_case(s, case)
-        rows = (
-            s.execute(select(CaseEvent).where(CaseEvent.case_id == c.id).order_by(CaseEvent.seq))
-            .scalars()
-            .all()
-        )
-    render.events(list(rows))
+    db = _database(read_only=True)
+    render.events(list(case_events(db, _find_case(db, case).id)))
 
 
 @app.command()
@@ -385,13 +403,14 @@ def notices(
     show: Annotated[int | None, typer.Option(help="print the full text of this notice id")] = None,
 ) -> None:
     """A case's notices (document number, delivery status) and every delivery attempt."""
+    from sqlalchemy import select
     from sqlmodel import Session
 
     from models.tables import Notice, NoticeDelivery
 
-    engine = _engine(read_only=True)
-    with Session(engine.db) as s:
-        c = _find_case(s, case)
+    db = _database(read_only=True)
+    c = _find_case(db, case)
+    with Session(db) as s:
         rows = (
             s.execute(select(Notice).where(Notice.case_id == c.id).order_by(Notice.id))
             .scalars()
@@ -445,6 +464,8 @@ def review(
     reason: Annotated[str | None, typer.Option(help="reason (required for fail)")] = None,
 ) -> None:
     """Record your section's review decision on its task."""
+    from states.errors import EngineError
+
     engine = _engine()
     actor = _actor(engine, account)
     try:
@@ -468,13 +489,12 @@ def fire(
     ] = None,
 ) -> None:
     """Fire a trigger on a case through the engine, as your account."""
-    from sqlmodel import Session
+    from models.input_errors import FieldError, InvalidApplication
+    from states.errors import EngineError
 
     engine = _engine()
     actor = _actor(engine, account)
-    with Session(engine.db) as s:
-        case_id = _find_case(s, case).id
-    assert case_id is not None
+    case_id = _find_case(engine.db, case).id
     body = {}
     if payload:
         try:
@@ -496,6 +516,9 @@ def fire(
 
 def _read_register(path: Path) -> list[Prior7Entry]:
     """7号 register CSV: subject,family,object_id,period_from,period_to (header row)."""
+    from models.input_errors import FieldError
+    from states.rules import Prior7Entry
+
     out: list[Prior7Entry] = []
     errors: list[FieldError] = []
     with path.open(encoding="utf-8-sig", newline="") as fh:
@@ -534,6 +557,8 @@ def import_7(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Run the Alembic migrations on RELIEF_DATABASE_URL."""
+    from models.db import migrate
+
     migrate(get_settings().database_url)
     render.console.print("数据库已是最新结构 (schema at head)")
 
@@ -584,6 +609,7 @@ def account_create(
 ) -> None:
     """Create an account; prints its API token once (stored only as a hash)."""
     from api.security import create_account
+    from models.input_errors import FieldError
     from states.edition import all_editions
 
     if role in ("reviewer", "intake_officer") and bureau:
@@ -654,6 +680,7 @@ def lock_lift(
 ) -> None:
     """Lift a lock (an operator's act); the failure count starts afresh."""
     from api import throttle
+    from states.errors import EngineError
 
     engine = _engine()
     actor = _actor(engine, account)

@@ -9,16 +9,18 @@ its own line, which the terminal wraps and grep finds.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from models.input_errors import FieldError
 from states.labels import DECISION_ZH, TASK_ZH, state_zh
-from states.rules import Assessment
+
+if TYPE_CHECKING:  # only named: a command that prints neither needn't load pydantic
+    from models.input_errors import FieldError
+    from states.rules import Assessment
 
 console = Console()
 err_console = Console(stderr=True)

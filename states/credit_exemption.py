@@ -8,17 +8,21 @@ officer (setting `credit_causation`); individual businesses get a manual-review 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.applications import ApplicantKind, CreditExemptionApplication
-from models.tables import CreditExemptionRecord
 from states.edition import Basis, Edition
 from states.lifecycle import EffectFacts, EffectOnlyMachine
 from states.rules import Assessment, Check, Decision, Prior7Entry, TaskKind, route, window_check
 
+if TYPE_CHECKING:
+    from models.tables import CreditExemptionRecord
+
 
 def exemption_record(e: EffectFacts) -> tuple[type[CreditExemptionRecord], dict[str, Any]]:
     """信用豁免登记: the penalty kept out of the credit record."""
+    from models.tables import CreditExemptionRecord  # the ORM only when a case takes effect
+
     return CreditExemptionRecord, dict(
         case_id=e.case_id, subject=e.party, penalty_ref=e.assessment.effect.get("penalty", ""),
         at=e.at,

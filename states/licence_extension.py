@@ -9,11 +9,10 @@ case waits in `extended_pending_lift`. A valid lockdown document opens the green
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from base.civil_dates import add_days, add_months
 from models.applications import LicenceExtensionApplication
-from models.tables import LicenceExtensionRecord
 from states.actors import Role
 from states.edition import Basis, Edition
 from states.lifecycle import (
@@ -35,11 +34,16 @@ from states.lifecycle import (
 from states.permits import permit
 from states.rules import Assessment, Check, Decision, Prior7Entry, TaskKind, route, window_check
 
+if TYPE_CHECKING:
+    from models.tables import LicenceExtensionRecord
+
 S = CaseState
 
 
 def extension_record(e: EffectFacts) -> tuple[type[LicenceExtensionRecord], dict[str, Any]]:
     """许可证有效期顺延登记: the licence's old and new expiry."""
+    from models.tables import LicenceExtensionRecord  # the ORM only when a case takes effect
+
     return LicenceExtensionRecord, dict(
         case_id=e.case_id,
         licensee=e.party,

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from base.money import to_money
 from models.applications import ApplicantKind, EnterpriseSize, Lease, RentStatePropertyApplication
 from models.applications import StoreLease as StoreLeaseInput
-from models.tables import RentWaiverRecord
 from states.edition import Basis, Edition
 from states.lifecycle import EffectFacts, EffectOnlyMachine
 from states.rules import (
@@ -30,6 +29,9 @@ from states.rules import (
     window_check,
 )
 
+if TYPE_CHECKING:
+    from models.tables import RentWaiverRecord
+
 FAMILY = "state_property_rent"  # 7号 register family
 STATE_OWNED = {"district_SOE", "district_admin_institution", "central_SOE", "municipal_state"}
 SMALL_OR_MICRO = {EnterpriseSize.SMALL, EnterpriseSize.MICRO}
@@ -37,6 +39,8 @@ SMALL_OR_MICRO = {EnterpriseSize.SMALL, EnterpriseSize.MICRO}
 
 def waiver_record(e: EffectFacts) -> tuple[type[RentWaiverRecord], dict[str, Any]]:
     """租金减免登记: the reduction the state-owned landlord is to give."""
+    from models.tables import RentWaiverRecord  # the ORM only when a case takes effect
+
     return RentWaiverRecord, dict(
         case_id=e.case_id,
         tenant=e.party,
