@@ -55,9 +55,9 @@ def optional_account(request: Request, engine: EngineDep) -> Account | None:
     if header.lower().startswith("bearer "):
         limit = throttle.limits(engine.settings)["token_address"]
         address = client_address(request)
-        throttle.check(engine.read_db, limit, address, now)
         digest = token_hash(header.split(" ", 1)[1].strip())
         with Session(engine.read_db) as s:
+            throttle.check(s, limit, address, now)
             account = s.exec(select(Account).where(col(Account.token_hash) == digest)).first()
         if account is None:
             throttle.fail(engine.db, limit, address, now)

@@ -1,6 +1,10 @@
 """入口检查 — refuse, before any route sees it, what no field may hold: NUL characters (they
-cannot be stored in PostgreSQL text and would end as a 500) and oversized form or JSON bodies.
-File uploads (multipart) are not read here."""
+cannot be stored in PostgreSQL text and would end as a 500) and oversized form or JSON bodies;
+and put the security headers on every answer. File uploads (multipart) are not read here.
+
+Plain ASGI, not Starlette's BaseHTTPMiddleware: that one streams every answer through a task
+and a memory channel, about a millisecond a request (docs/benchmarks.md, "A review through the
+API")."""
 
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ NUL_ZH = "请求中含有不允许的空字符（NUL）"
 
 
 class InputGuard:
-    """ASGI middleware: 400 for a NUL in the path, query or a form/JSON body; 413 when too big."""
+    """ASGI middleware: 400 for a NUL in the path, query or a form/JSON body; 413 when too big;
+    the headers of `headers(path)` on every answer that does not set them itself."""
 
     def __init__(self, app: ASGIApp, headers: Callable[[str], dict[str, str]]) -> None:
         self.app = app
@@ -32,6 +37,7 @@ class InputGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        send = self._with_headers(scope, send)
         path = scope.get("raw_path") or scope.get("path", "").encode()
         if any(n in path.lower() or n in scope.get("query_string", b"") for n in NUL):
             await self._refuse(
@@ -66,6 +72,20 @@ class InputGuard:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+    def _with_headers(self, scope: Scope, send: Send) -> Send:
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                present = {name.lower() for name, _ in headers}
+                for name, value in self.headers(scope["path"]).items():
+                    key = name.lower().encode()
+                    if key not in present:
+                        headers.append((key, value.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return sending
 
     async def _refuse(self, scope: Scope, send: Send, status: int, zh: str, en: str) -> None:
         body = json.dumps(

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -66,7 +68,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     if settings.database_url.startswith("sqlite"):
         migrate(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the routes are sync: each request holds a worker thread (anyio's default: 40)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="relief",
         version="0.1.0",
         description="东政发〔2022〕8号 助企纾困政策办理系统: applicants, bureaus, operators.",
@@ -84,16 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     code_schema = head_revision()
 
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for name, value in headers_for(request.url.path).items():
-            response.headers.setdefault(name, value)
-        return response
-
-    app.add_middleware(InputGuard, headers=headers_for)
+    app.add_middleware(InputGuard, headers=headers_for)  # and the security headers
     app.add_exception_handler(CsrfRefused, csrf_refused_page)
 
     @app.exception_handler(Throttled)

@@ -85,10 +85,10 @@ def _wait(row: AuthThrottle, limit: Limit) -> timedelta:
     return timedelta(seconds=min(2**over, limit.backoff_max_seconds))
 
 
-def check(db: Engine, limit: Limit, key: str, now: datetime) -> None:
-    """Raise Throttled while `key` is locked or must still wait; otherwise do nothing."""
-    with Session(db) as s:
-        row = s.get(AuthThrottle, (limit.scope, key))
+def check(s: Session, limit: Limit, key: str, now: datetime) -> None:
+    """Raise Throttled while `key` is locked or must still wait; otherwise do nothing. Reads in
+    the caller's session (a token's check and its account are one read)."""
+    row = s.get(AuthThrottle, (limit.scope, key))
     if row is None:
         return
     if _locked(row, now):

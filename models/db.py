@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.pool import NullPool
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -39,6 +40,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("json_serializer", _json_dumps)
     kwargs.setdefault("json_deserializer", orjson.loads)
     if parsed.get_backend_name() != "sqlite":
+        if "poolclass" not in kwargs:
+            from models.settings import get_settings
+
+            # a steady pool: connections beyond it would be opened and closed per request (a
+            # new PostgreSQL backend each time), which under fifty reviewers cost more than
+            # the reviews (docs/benchmarks.md); `api_threads` keeps a process's demand within it
+            size = get_settings().db_pool_size
+            kwargs.setdefault("pool_size", size)
+            kwargs.setdefault("max_overflow", size)
         return create_engine(url, pool_pre_ping=True, **kwargs)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 
@@ -107,8 +117,12 @@ def database_revision(engine: Engine) -> str | None:
 def migrate(url: str) -> None:
     """Bring the database at `url` to the newest schema (idempotent). A database already at
     SCHEMA_HEAD costs one read; Alembic runs (and is imported) only when there is work."""
-    if database_revision(engine_for(url)) == SCHEMA_HEAD:
-        return
+    probe = make_engine(url, poolclass=NullPool)  # not engine_for's: a file replaced since
+    try:  # (relief demo, a test's fresh file) must be read anew, not through an old connection
+        if database_revision(probe) == SCHEMA_HEAD:
+            return
+    finally:
+        probe.dispose()
     from alembic import command
 
     command.upgrade(alembic_config(url), "head")

@@ -120,6 +120,20 @@ class Settings(BaseSettings):
         gt=0,
         description="`relief serve` / `relief deploy`: minutes between payout batches.",
     )
+    db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="PostgreSQL connections each process keeps open (and as many more in a "
+        "burst). Two API processes and the flows at the default stay well under PostgreSQL's "
+        "default max_connections (100).",
+    )
+    api_threads: int = Field(
+        default=10,
+        ge=1,
+        description="`relief serve`: requests one API process works on at once; more wait their "
+        "turn. At most db_pool_size, so that a request never waits for a connection "
+        "while holding a thread.",
+    )
     secret_key: str | None = Field(
         default=None,
         description="Key that signs CSRF tokens. Unset: a random key made on first use and "

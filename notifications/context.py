@@ -12,8 +12,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-import cn2an
-
 from base.money import format_cny, to_money
 from base.query_codes import display as display_query_code
 from states.catalog import spec_for
@@ -62,12 +60,16 @@ def zh_date(d: date | None) -> str:
 @functools.lru_cache(maxsize=4096)  # cn2an takes ~0.2 ms; a notice asks twice
 def money_upper(amount: Decimal) -> str:
     """人民币大写, as a payment notice writes it (cn2an, not by hand)."""
+    import cn2an  # 0.15 s to import: only once a notice names an amount
+
     return str(cn2an.an2cn(f"{to_money(amount):.2f}", "rmb"))
 
 
 @functools.lru_cache(maxsize=256)
 def number_zh(n: int) -> str:
     """A count in Chinese numerals (六十), for periods the edition sets."""
+    import cn2an
+
     return str(cn2an.an2cn(n))
 
 

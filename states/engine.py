@@ -173,14 +173,16 @@ class CaseEngine:
     ) -> Outcome[FireResult]:
         """Many bureau review decisions; two decisions on one case go to successive units."""
         out: Outcome[FireResult] = Outcome()
-        with Session(self.read_db) as s:
-            case_of = dict(
-                s.exec(
-                    select(ReviewTask.id, ReviewTask.case_id).where(
-                        col(ReviewTask.id).in_([it.task_id for it in items])
-                    )
-                ).all()
-            )
+        case_of: dict[int | None, int] = {}
+        if len(items) > 1:  # a single decision (an API call) needs no cutting
+            with Session(self.read_db) as s:
+                case_of = dict(
+                    s.exec(
+                        select(ReviewTask.id, ReviewTask.case_id).where(
+                            col(ReviewTask.id).in_([it.task_id for it in items])
+                        )
+                    ).all()
+                )
         self._run(out, items, lambda it: case_of.get(it.task_id), self._review_unit, unit_size)
         return out
 
