@@ -280,3 +280,41 @@ def header(title: str) -> None:
 def dump_json(path: str | None, data: dict[str, Any]) -> None:
     if path:
         Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+# ---------------------------------------------------------------- commands as operators run them
+_ENTRY = Path(sys.executable).with_name("relief")  # the installed command, as operators run it
+RELIEF = [str(_ENTRY)] if _ENTRY.exists() else [sys.executable, "-m", "cli.main"]
+
+
+@contextmanager
+def running_prefect_server(folder: Path, port: int = 4291) -> Iterator[dict[str, str]]:
+    """A local Prefect server as `relief serve` starts it (flows/serve.py), in a PREFECT_HOME of
+    its own; yields the environment under which `relief flow run` finds it."""
+    from flows.serve import local_prefect_server
+
+    home = folder / "prefect-home"
+    env = {"PREFECT_HOME": str(home), "RELIEF_PREFECT_PORT": str(port)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with local_prefect_server(f"http://127.0.0.1:{port}/api"):
+            yield env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def relief_command(args: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """Run `relief ARGS` as a process; its wall seconds (start to exit) and its output."""
+    full = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **env}
+    full.pop("PREFECT_API_URL", None)  # found the way an operator's shell finds it
+    t0 = time.perf_counter()
+    done = subprocess.run([*RELIEF, *args], cwd=ROOT, env=full, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"relief {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
+    return seconds, done.stdout

@@ -431,9 +431,9 @@ def main() -> None:
           f"floor {med['floor']:.0f}, bare floor {med['bare_floor']:.0f}")  # fmt: skip
     print(
         f"median ratios (per run): relief/SpiffWorkflow {med['relief_over_spiff']:.1f}x "
-        f"(goal >= 20x: {'met' if med['relief_over_spiff'] >= 20 else 'MISSED'}); "
+        f"(goal >= 6x: {'met' if med['relief_over_spiff'] >= 6 else 'MISSED'}); "
         f"floor/relief {med['floor_over_relief']:.2f}x "
-        f"(goal <= 5x: {'met' if med['floor_over_relief'] <= 5 else 'MISSED'}); "
+        f"(goal <= 2.5x: {'met' if med['floor_over_relief'] <= 2.5 else 'MISSED'}); "
         f"bare floor/relief {med['bare_over_relief']:.1f}x"
     )
     dump_json(args.json, {"runs": rows, "median": med, "args": vars(args)})

@@ -134,16 +134,19 @@ def engine_for(url: str) -> Engine:
     return make_engine(url)
 
 
-def insert_if_absent(session: Any, model: Any, values: dict[str, Any]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING on either database (a row made on first use)."""
+def insert_if_absent(
+    session: Any, model: Any, values: dict[str, Any] | list[dict[str, Any]]
+) -> None:
+    """INSERT … ON CONFLICT DO NOTHING on either database (rows made on first use); a list of
+    rows (all with the same columns) is one executemany."""
+    rows = [values] if isinstance(values, dict) else values
+    if not rows:
+        return
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        session.execute(pg_insert(model).values(**values).on_conflict_do_nothing())
+        from sqlalchemy.dialects.postgresql import insert
     else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        session.execute(sqlite_insert(model).values(**values).on_conflict_do_nothing())
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    session.execute(insert(model.__table__).on_conflict_do_nothing(), rows)
 
 
 def read_only(engine: Engine) -> Engine:

@@ -309,7 +309,7 @@ class CaseEngine:
             uow: UnitOfWork, st: Stepper, chunk: list[tuple[int, Any]], out: Outcome[Any]
         ) -> None:
             replayed = uow.submission_replays(it.request_key for _, it in chunk)
-            accepted: list[tuple[int, SubmitItem, Application, list[Assessment]]] = []
+            parsed: list[tuple[int, SubmitItem, Application]] = []
             for index, item in chunk:
                 try:
                     if item.request_key and item.request_key in replayed:
@@ -317,7 +317,14 @@ class CaseEngine:
                         self._may_see(uow, item.actor, [c.id for c in cases])
                         out.done[index] = [replay_result(c) for c in cases]
                         continue
-                    app, assessments = self._judged(uow, item, trigger)
+                    parsed.append((index, item, parse_application(item.data, today=uow.now.date())))
+                except (EngineError, InvalidApplication) as exc:
+                    out.refused[index] = exc
+            uow.load_register(applicant_of(app).identity for _, _, app in parsed)  # one read
+            accepted: list[tuple[int, SubmitItem, Application, list[Assessment]]] = []
+            for index, item, app in parsed:
+                try:
+                    assessments = self._judged(uow, item, app, trigger)
                 except (EngineError, InvalidApplication) as exc:
                     out.refused[index] = exc
                     continue
@@ -365,11 +372,10 @@ class CaseEngine:
         return body
 
     def _judged(
-        self, uow: UnitOfWork, item: SubmitItem, trigger: str
-    ) -> tuple[Application, list[Assessment]]:
-        """Parse, check who may file (before anything is written), and judge by the edition in
-        force on the filing date."""
-        app = parse_application(item.data, today=uow.now.date())
+        self, uow: UnitOfWork, item: SubmitItem, app: Application, trigger: str
+    ) -> list[Assessment]:
+        """Check who may file (before anything is written), and judge by the edition in force
+        on the filing date."""
         received_at = item.receipt.received_at if item.receipt else uow.now
         if received_at > uow.now:
             raise InvalidApplication(
@@ -398,7 +404,7 @@ class CaseEngine:
                 "ex-officio grant refused: the rules do not extend this licence",
                 reasons=[c.reason_zh for c in assessments[0].failed],
             )
-        return app, assessments
+        return assessments
 
     def _new_case(
         self,

@@ -94,6 +94,7 @@ class UnitOfWork:
     register: dict[str, list[Prior7Entry]] = field(default_factory=dict)
     caps: dict[str, CapBalance] = field(default_factory=dict)
     new_caps: set[str] = field(default_factory=set)
+    caps_looked_up: set[str] = field(default_factory=set)
     booked_caps: set[str] = field(default_factory=set)
     checked: set[Actor] = field(default_factory=set)
     writes: list[CaseWrite] = field(default_factory=list)
@@ -239,9 +240,10 @@ class UnitOfWork:
     # ------------------------------------------------------------ caps
     def lock_caps(self, keys: Iterable[str]) -> None:
         """Lock, in key order, the cap accounts this unit's grants may draw on."""
-        wanted = sorted(set(keys) - set(self.caps))
+        wanted = sorted(set(keys) - self.caps_looked_up)
         if not wanted:
             return
+        self.caps_looked_up.update(wanted)  # found or not: a missing one is new (cap below)
         for row in self.s.execute(
             select(CAPS).where(CAPS.c.key.in_(wanted)).order_by(CAPS.c.key).with_for_update()
         ):
@@ -250,8 +252,7 @@ class UnitOfWork:
     def cap(self, comp: Component) -> CapBalance:
         """The cap's balance under this unit's lock (a cap met for the first time is new)."""
         assert comp.cap_key and comp.cap_limit is not None
-        if comp.cap_key not in self.caps:
-            self.lock_caps([comp.cap_key])
+        self.lock_caps([comp.cap_key])  # nothing when this unit looked it up already
         if comp.cap_key not in self.caps:
             self.caps[comp.cap_key] = CapBalance(comp.cap_limit, comp.cap_opening, Decimal("0.00"))
             self.new_caps.add(comp.cap_key)
@@ -277,9 +278,8 @@ class UnitOfWork:
                     )
                 }
             )
-        for identity in sorted(set(apps) - set(found)):
-            insert_if_absent(self.s, Applicant, apps[identity])
         missing = sorted(set(apps) - set(found))
+        insert_if_absent(self.s, Applicant, [apps[identity] for identity in missing])
         for part in _slices(missing):
             found.update(
                 {
