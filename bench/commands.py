@@ -8,8 +8,9 @@ in turn, RUNS times, and timed from its start to its exit:
 - `relief status CASE` and `relief estimate FILE` (goal: at most 0.5 s each);
 - `relief flow run intake ONE-ROW-FILE` with a Prefect server running as `relief serve` runs it
   (goal: at most 3 s), each run a new batch of one row;
-- for scale: `python -c pass` (the interpreter alone) and `relief --help` (the interpreter, the
-  command line's own imports and the settings).
+- for scale: `python -c pass` (the interpreter alone), the libraries a status needs imported
+  and nothing else (typer, rich, pydantic-settings, SQLAlchemy: the floor of any `relief status`
+  built on them), and `relief --help` (the command line's own imports and the settings).
 
 It prints the median, minimum and maximum seconds of each, and each command's median per run
 of `relief --help` measured in the same rounds.
@@ -31,9 +32,12 @@ from benchlib import ROOT, dump_json, header, median, relief_command, running_pr
 EXAMPLE = ROOT / "docs" / "examples" / "loan_subsidy.json"
 
 
-def python_alone() -> float:
+LIBRARIES = "import typer, rich.console, pydantic_settings, sqlalchemy"
+
+
+def python_alone(code: str = "pass") -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True)
     return time.perf_counter() - t0
 
 
@@ -55,6 +59,7 @@ def main() -> None:
             example = json.loads(EXAMPLE.read_text(encoding="utf-8"))
             commands = {
                 "python -c pass": None,
+                "the libraries alone": LIBRARIES,
                 "relief --help": ["--help"],
                 f"relief status {case}": ["status", case],
                 "relief estimate FILE": ["estimate", str(EXAMPLE)],
@@ -64,6 +69,8 @@ def main() -> None:
                 for label, argv in commands.items():
                     if argv is None:
                         seconds = python_alone()
+                    elif argv == LIBRARIES:
+                        seconds = python_alone(LIBRARIES)
                     elif argv == "intake":
                         one = folder / f"one-{run}.json"
                         row = {**example, "applicant": {**example["applicant"]}}
