@@ -1,4 +1,4 @@
-"""Lifecycle throughput on SQLite: relief's batch path beside SpiffWorkflow and a floor.
+"""Lifecycle throughput on SQLite: relief's engine beside SpiffWorkflow and a floor.
 
     python bench/throughput.py [--n 10000] [--runs 3] [--spiff-n 2000] [--chunk 500]
 
