@@ -41,3 +41,8 @@ def local_today(now: datetime) -> date:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("need a time-zone-aware datetime")
     return now.astimezone(SHANGHAI).date()
+
+
+def zh_date(d: date | None) -> str:
+    """A date as Chinese documents write it: 2023年1月13日."""
+    return "" if d is None else f"{d.year}年{d.month}月{d.day}日"

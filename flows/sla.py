@@ -1,8 +1,11 @@
-"""办理时限 — the SLA sweep: remind a section before a task falls due, escalate when overdue.
+"""办理时限 — the SLA sweep: remind a section before a task falls due, escalate when overdue;
+remind an applicant before a 补正 / 容缺 / 补充 deadline, and end the case when it passes.
 
 Deadlines are counted in Chinese working days and stop while the case waits on the applicant
-(paused tasks are skipped). Each reminder or escalation is a case event and a bureau notice,
-written once per task; a second sweep the same day does nothing.
+(paused tasks are skipped). Each reminder or escalation is a case event and a notice, written
+once per task or request; a second sweep the same day does nothing. An applicant's deadline
+passes at the end of its day: the sweep of the next day ends the case (终止办理, with its
+notice) unless the applicant answered, which closes the request.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from sqlmodel import Session, col, select
 from base.working_days import working_days_between
 from flows.common import Tally, case_engine, chunked, run_chunks, total
 from models.settings import get_settings
-from models.statuses import TaskStatus
-from models.tables import ReviewTask
+from models.statuses import RequestStatus, TaskStatus
+from models.tables import ApplicantRequest, ReviewTask
 from states.actors import SYSTEM_ACCOUNT
 
 
@@ -33,6 +36,26 @@ class SlaSummary(Tally):
     open_tasks: int = 0
     reminded: int = 0
     escalated: int = 0
+    open_requests: int = 0
+    applicants_reminded: int = 0
+    requests_lapsed: int = 0  # the case ended (终止办理)
+    requests_overdue: int = 0  # decided meanwhile: an incident for an operator
+
+
+@task(retries=2, retry_delay_seconds=2)
+def request_chunk(items: list[tuple[int, str]], now: datetime | None, account: str) -> SlaSummary:
+    engine = case_engine(now=now)
+    actor = engine.actor(account)
+    out = SlaSummary()
+    for request_id, kind in items:  # each its own transaction: an answer meanwhile wins
+        if kind == "reminder":
+            out.applicants_reminded += int(engine.note_request(request_id, actor=actor) is not None)
+            continue
+        result = engine.lapse_request(request_id, actor=actor)
+        if result is not None:
+            out.requests_lapsed += int(result.state == "expired")
+            out.requests_overdue += int(result.state != "expired")
+    return out
 
 
 @task(retries=2, retry_delay_seconds=2)
@@ -73,4 +96,21 @@ def sla_flow(params: SlaParams | None = None) -> SlaSummary:
                 work.append((t.id, "reminder"))
     chunks = chunked(work, settings.chunk_size)
     parts = run_chunks(note_chunk, chunks, params.now, params.account)
-    return total(SlaSummary(open_tasks=len(tasks)), parts)
+    with Session(engine.db) as s:
+        requests = s.exec(
+            select(ApplicantRequest.id, ApplicantRequest.deadline, ApplicantRequest.reminded_on)
+            .where(col(ApplicantRequest.status) == RequestStatus.OPEN)
+            .order_by(col(ApplicantRequest.id))
+        ).all()
+    asks: list[tuple[int, str]] = []
+    for request_id, deadline, reminded_on in requests:
+        assert request_id is not None
+        if deadline < today:
+            asks.append((request_id, "lapse"))
+        elif reminded_on is None and (
+            working_days_between(today, deadline) <= settings.applicant_remind_working_days
+        ):
+            asks.append((request_id, "reminder"))
+    parts += run_chunks(request_chunk, chunked(asks, settings.chunk_size), params.now,
+                        params.account)  # fmt: skip
+    return total(SlaSummary(open_tasks=len(tasks), open_requests=len(requests)), parts)

@@ -166,6 +166,70 @@ class Party(Strict):
         return self.uscc if self.uscc else f"REG:{self.registration_no}"
 
 
+Channel = Literal["email", "sms", "wecom", "dingtalk", "feishu"]
+CHANNEL_ADDRESS = {"email": "email", "sms": "phone", "wecom": "im_url", "dingtalk": "im_url",
+                   "feishu": "im_url"}  # fmt: skip
+
+
+class ContactDetails(Strict):
+    """联系方式 — where an applicant's notices go; changed by the applicant (or an operator)."""
+
+    email: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+    notify: list[Channel] = Field(default_factory=list, max_length=5)
+    im_url: str | None = Field(default=None, max_length=500)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        local, at, domain = v.partition("@")
+        if not at or not local or "." not in domain or any(c.isspace() for c in v):
+            raise PydanticCustomError(
+                "email.format", "邮箱地址格式不正确", {"en": "not an e-mail address"}
+            )
+        return v
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        digits = v.replace(" ", "").replace("-", "")
+        if not (digits.lstrip("+").isdigit() and 7 <= len(digits.lstrip("+")) <= 15):
+            raise PydanticCustomError(
+                "phone.format", "手机号应为7至15位数字", {"en": "7 to 15 digits"}
+            )
+        return digits
+
+    @field_validator("im_url")
+    @classmethod
+    def _bot(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        if bot_url_allowed(v):
+            return v
+        raise PydanticCustomError(
+            "im_url.host",
+            "群机器人地址只能是企业微信、钉钉或飞书的官方机器人地址",
+            {"en": "only WeCom, DingTalk or Feishu bot URLs are accepted"},
+        )
+
+    @model_validator(mode="after")
+    def _addressed(self) -> ContactDetails:
+        self.notify = list(dict.fromkeys(self.notify))
+        for channel in self.notify:
+            if not getattr(self, CHANNEL_ADDRESS[channel]):
+                what = {"email": "邮箱", "phone": "手机号", "im_url": "群机器人地址"}
+                raise PydanticCustomError(
+                    "notify.address",
+                    f"选择了该通知方式，须填写{what[CHANNEL_ADDRESS[channel]]}",
+                    {"en": f"{channel} needs {CHANNEL_ADDRESS[channel]}"},
+                )
+        return self
+
+
 class Prior7Declaration(Strict):
     """申报已享受东政办发〔2022〕7号的同类政策."""
 

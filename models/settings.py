@@ -63,6 +63,26 @@ class Settings(BaseSettings):
     sla_remind_working_days: int = Field(
         default=3, ge=0, description="Remind a section this many working days before a due date."
     )
+    applicant_remind_working_days: int = Field(
+        default=2,
+        ge=0,
+        description="Remind an applicant this many working days before a 补正 / 容缺 / 补充 "
+        "deadline (the document sets none; a PROPOSAL). The sweep ends the case the day after "
+        "the deadline passes unanswered.",
+    )
+    document_store: str = Field(
+        default="relief-documents",
+        description="Directory of uploaded documents, stored by sha256 (models/document_store.py).",
+    )
+    document_max_mb: int = Field(
+        default=10, ge=1, le=200, description="Largest document an applicant may upload, in MB."
+    )
+    code_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=1440,
+        description="Minutes a one-time code (registration, reset) holds.",
+    )
     treasury_adapter: Literal["file", "http"] = Field(
         default="file",
         description="How payouts reach the treasury: a batch payment-instruction CSV file, "

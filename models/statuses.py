@@ -39,6 +39,16 @@ class NoticeStatus(StrEnum):
     FAILED = "failed"  # 送达失败（转异常）
 
 
+class RequestStatus(StrEnum):
+    """补正 / 容缺 / 补充 请求的状态."""
+
+    OPEN = "open"  # 等待申请人答复
+    ANSWERED = "answered"  # 申请人已答复
+    EXPIRED = "expired"  # 逾期未答复，终止办理
+    OVERDUE = "overdue"  # 逾期未补齐，案件已决定：交运营人员处理
+    CANCELLED = "cancelled"  # 案件已撤回或终止
+
+
 class AttemptStatus(StrEnum):
     """一次尝试的状态 (a delivery or a payment)."""
 
@@ -73,6 +83,10 @@ PAYOUT_MOVES: dict[str, frozenset[str]] = {
 NOTICE_MOVES: dict[str, frozenset[str]] = {
     N.PENDING: frozenset({N.PENDING, N.DELIVERED, N.NO_CHANNEL, N.AWAITING_CHANNEL, N.FAILED}),
     N.AWAITING_CHANNEL: frozenset({N.PENDING, N.DELIVERED, N.AWAITING_CHANNEL, N.FAILED}),
+}
+R = RequestStatus
+REQUEST_MOVES: dict[str, frozenset[str]] = {
+    R.OPEN: frozenset({R.ANSWERED, R.EXPIRED, R.OVERDUE, R.CANCELLED}),
 }
 ATTEMPT_MOVES: dict[str, frozenset[str]] = {
     A.SENDING: frozenset({A.SENT, A.DELIVERED, A.PAID, A.FOUND, A.FAILED}),

@@ -437,3 +437,90 @@ class RequestRecord(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=160)
     case_ids: list[int] = Field(sa_column=Column(JSON, nullable=False))
     at: datetime = Field(sa_type=AwareDateTime)
+
+
+class DocumentBlob(SQLModel, table=True):
+    """存储的文件 — one stored file, by its sha256 (models/document_store.py holds the bytes)."""
+
+    __tablename__ = "document_blob"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int
+    media_type: str = Field(max_length=40)
+    stored_at: datetime = Field(sa_type=AwareDateTime)
+
+
+class CaseDocument(SQLModel, table=True):
+    """案件材料 — a document on a case, in the slot of the edition that asks for it.
+
+    Written by the engine in the step that attaches it (filing, 补正, 补充), with that step's
+    event; never updated or deleted. The same file in the same slot is kept once.
+    """
+
+    __tablename__ = "case_document"
+    __table_args__ = (UniqueConstraint("case_id", "slot", "sha256"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="relief_case.id", index=True)
+    slot: str = Field(max_length=60)
+    sha256: str = Field(foreign_key="document_blob.sha256", max_length=64)
+    filename: str = Field(default="", max_length=200, description="as the applicant named it")
+    media_type: str = Field(max_length=40)
+    size: int
+    event_seq: int = Field(description="the case event that attached it")
+    uploaded_by: str = Field(max_length=120)
+    at: datetime = Field(sa_type=AwareDateTime)
+
+
+class ApplicantRequest(SQLModel, table=True):
+    """补正 / 容缺 / 补充 — what a case asks of its applicant, and by when.
+
+    Opened with the notice that asks (same step), answered by the applicant's reply, ended by
+    the sweep when the deadline passes (states: open, answered, expired, cancelled).
+    """
+
+    __tablename__ = "applicant_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="relief_case.id", index=True)
+    kind: str = Field(max_length=30, description="correction, deferred_acceptance or more_info")
+    items: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    slots: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    deadline: date
+    status: str = Field(default="open", max_length=20, index=True)
+    reminded_on: date | None = None
+    opened_seq: int
+    closed_seq: int | None = None
+    created_at: datetime = Field(sa_type=AwareDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+
+
+class ApplicantEvent(SQLModel, table=True):
+    """申请人信息变更 — the audit of an applicant's own record (registration, contact details)."""
+
+    __tablename__ = "applicant_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    applicant_id: int = Field(foreign_key="applicant.id", index=True)
+    trigger: str = Field(max_length=40)
+    actor: str = Field(max_length=120)
+    account_id: int | None = Field(default=None, foreign_key="account.id")
+    at: datetime = Field(sa_type=AwareDateTime)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class OneTimeCode(SQLModel, table=True):
+    """验证码 — a code sent to confirm a registration or reset a password (stored hashed)."""
+
+    __tablename__ = "one_time_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    purpose: str = Field(max_length=20, description="register or reset")
+    code_hash: str = Field(max_length=64)
+    channel: str = Field(max_length=10)
+    address: str = Field(max_length=200)
+    attempts: int = 0
+    expires_at: datetime = Field(sa_type=AwareDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+    created_at: datetime = Field(sa_type=AwareDateTime)

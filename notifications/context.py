@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from base.civil_dates import zh_date
 from base.money import format_cny, to_money
 from base.query_codes import display as display_query_code
 from states.catalog import spec_for
@@ -51,10 +52,6 @@ class NoticeInput:
     reference: str | None = None
     task: dict[str, Any] = field(default_factory=dict)
     working_days: int = 0
-
-
-def zh_date(d: date | None) -> str:
-    return "" if d is None else f"{d.year}年{d.month}月{d.day}日"
 
 
 @functools.lru_cache(maxsize=4096)  # cn2an takes ~0.2 ms; a notice asks twice
@@ -131,6 +128,25 @@ def facts_found(inp: NoticeInput) -> list[str]:
     if penalty:
         out.append(f"行政处罚决定日期{zh_date(date.fromisoformat(penalty['decided']))}")
     return out
+
+
+def reply_request(inp: NoticeInput) -> dict[str, str]:
+    """The 补正 / 容缺 / 补充 request a reminder is about (carried in the notice's detail)."""
+    kind = str(inp.task.get("request_kind") or "")
+    if not kind:
+        return {}
+    n = inp.edition.notices
+    consequence = {
+        NoticeKind.CORRECTION.value: n.correction_consequence,
+        NoticeKind.DEFERRED_ACCEPTANCE.value: n.deferred_consequence,
+        NoticeKind.MORE_INFO.value: n.more_info_consequence,
+    }.get(kind, "")
+    opened = inp.task.get("opened_on")
+    return {
+        "title": f"《{NOTICE_ZH.get(kind, kind)}》",
+        "opened_on": zh_date(date.fromisoformat(str(opened))) if opened else "",
+        "consequence": consequence,
+    }
 
 
 def remedy(inp: NoticeInput, issuer: Route | None) -> dict[str, Any]:
@@ -222,6 +238,7 @@ def build(inp: NoticeInput) -> dict[str, Any]:
         "consequence": {
             "correction": e.notices.correction_consequence,
             "deferred": e.notices.deferred_consequence,
+            "more_info": e.notices.more_info_consequence,
         },
         "reason": inp.reason or "",
         "payout": {
@@ -231,6 +248,7 @@ def build(inp: NoticeInput) -> dict[str, Any]:
             "reference": inp.reference or "",
         },
         "remedy": remedy(inp, issuer),
+        "request": reply_request(inp),
         "task": {
             **inp.task,
             "kind_label": TASK_ZH.get(inp.task.get("task_kind", ""), ""),

@@ -20,7 +20,7 @@ from notifications.doc_numbers import doc_number
 from notifications.render import render_notice
 from states.edition import edition_by_id
 from states.engine import CaseEngine
-from states.lifecycle import BUREAU_NOTICES
+from states.lifecycle import BUREAU_NOTICES, UNNUMBERED_NOTICES
 from states.notice_issuer import NoticeRequest
 
 
@@ -31,7 +31,7 @@ class NoticeWriter:
         self.working_days = working_days  # stated on the 受理通知书 (办理时限)
 
     def doc_prefix(self, request: NoticeRequest) -> str | None:
-        if request.kind in BUREAU_NOTICES:
+        if request.kind in UNNUMBERED_NOTICES:
             return None
         route = issuer_route(request.kind, request.assessment)
         bureau = edition_by_id(request.edition_id).bureau(
@@ -84,7 +84,8 @@ class NoticeWriter:
                 }
             ),
             idempotency_key=f"notice:{request.case_id}:{request.event_seq}:{request.kind.value}"
-            + (f":task{task['task_id']}" if task else ""),
+            + (f":task{task['task_id']}" if "task_id" in task else "")
+            + (f":request{task['request_id']}" if "request_id" in task else ""),
             created_at=request.created_at,
             doc_number=doc_number,
             issuer=context["issuer"]["unit"],

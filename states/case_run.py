@@ -23,12 +23,13 @@ from models.applications import Application, applicant_of, identity_in
 from models.input_errors import FieldError, InvalidApplication, parse_application
 from models.receipts import PaperReceipt
 from models.settings import Settings
-from models.statuses import TaskStatus
-from models.tables import CapGrant, Payout, ReviewTask
+from models.statuses import RequestStatus, TaskStatus
+from models.tables import ApplicantRequest, CapGrant, CaseDocument, Payout, ReviewTask
 from states.actors import Actor
 from states.authority import authorize
 from states.catalog import CaseTypeSpec, spec_for
 from states.catalog import assess as assess_application
+from states.documents import DocumentRef, check_slots, missing_slots, parse_refs
 from states.edition import edition_by_id
 from states.errors import ConflictError, TransitionRefused, WrongState
 from states.grants import GrantPlan, plan_grant
@@ -50,7 +51,8 @@ from states.unit_of_work import CaseWrite, UnitOfWork
 from states.work import Step
 
 MAX_AUTO_STEPS = 20
-ENGINE_STEPS = ("review", "note_task")  # permits of CaseEngine operations, not machine rows
+# permits of CaseEngine operations, not machine rows
+ENGINE_STEPS = ("review", "note_task", "note_request", "add_documents")
 
 
 @dataclass
@@ -154,8 +156,90 @@ class Stepper:
         check_version(run.case, expected_version)
         if "facts" in payload:
             self.refacts(run, trigger, payload["facts"])
+        if "slots" in payload:  # a 补正 / 容缺 / 补充 request naming the documents it asks for
+            payload = self.requested_slots(run, payload)
         self.step(run, trigger, payload, request_key)
         self.auto(run)
+
+    # ------------------------------------------------------------ documents and requests
+    def requested_slots(self, run: CaseRun, payload: dict[str, Any]) -> dict[str, Any]:
+        """The slots checked against the edition; each one's label among the items."""
+        edition = edition_by_id(run.case.edition_id)
+        slots = check_slots(edition, run.case.case_type, payload["slots"])
+        items = [str(i) for i in payload.get("items") or []]
+        items += [s.label for s in slots if s.label not in items]
+        return {**payload, "slots": [s.slot for s in slots], "items": items}
+
+    def attach(self, run: CaseRun, trigger: str, raw: Any, seq: int) -> list[DocumentRef]:
+        """Put stored files on the case, with the event `seq` that carries them."""
+        if trigger not in run.spec.machine.document_triggers and trigger != "add_documents":
+            raise TransitionRefused(
+                f"“{trigger_zh(trigger)}”不接受材料", f"trigger {trigger} takes no documents"
+            )
+        refs = parse_refs(raw, edition_by_id(run.case.edition_id), run.case.case_type)
+        blobs = self.uow.blobs({r.sha256 for r in refs})
+        have = self.uow.case_documents(run.case.id)
+        for i, ref in enumerate(refs):
+            blob = blobs.get(ref.sha256)
+            if blob is None:
+                raise InvalidApplication(
+                    [FieldError(f"documents.{i}.sha256", "document.unknown",
+                                "找不到该文件，请重新上传", "no stored file with this sha256")]
+                )  # fmt: skip
+            if (ref.slot, ref.sha256) in have:
+                continue  # the same file in the same slot is kept once
+            have.add((ref.slot, ref.sha256))
+            run.after.append(
+                (CaseDocument, dict(case_id=run.case.id, slot=ref.slot, sha256=ref.sha256,
+                                    filename=ref.filename, media_type=blob[1], size=blob[0],
+                                    event_seq=seq, uploaded_by=run.actor.username,
+                                    at=self.now))
+            )  # fmt: skip
+        return refs
+
+    def answer(self, run: CaseRun, kind: str, seq: int, *, partial: bool = False) -> None:
+        """The applicant's reply closes the open requests of `kind`; a reply must bring every
+        document a request names (`partial`: a 容缺 request stays open until it has them)."""
+        have = {slot for slot, _ in self.uow.case_documents(run.case.id)}
+        table = ApplicantRequest.__table__  # type: ignore[attr-defined]
+        for req in self.uow.open_requests(run.case.id):
+            if req.kind != kind:
+                continue
+            edition = edition_by_id(run.case.edition_id)
+            lacking = [s for s in req.slots if s not in have]
+            if lacking:
+                if partial:
+                    continue
+                labels = "、".join(
+                    (edition.slot(run.case.case_type, s) or SimpleNamespace(label=s)).label
+                    for s in lacking
+                )
+                raise TransitionRefused(
+                    f"请一并上传要求的材料：{labels}",
+                    f"documents still missing: {lacking}",
+                    reasons=[f"缺少：{labels}"],
+                )
+            self.uow.s.execute(
+                table.update()
+                .where(table.c.id == req.id, table.c.status == RequestStatus.OPEN)
+                .values(status=RequestStatus.ANSWERED, closed_seq=seq, closed_at=self.now)
+            )
+
+    def end_requests(self, run: CaseRun, status: RequestStatus, seq: int) -> None:
+        """A case that ends (withdrawn, expired) asks nothing more of its applicant."""
+        table = ApplicantRequest.__table__  # type: ignore[attr-defined]
+        self.uow.s.execute(
+            table.update()
+            .where(table.c.case_id == run.case.id, table.c.status == RequestStatus.OPEN)
+            .values(status=status, closed_seq=seq, closed_at=self.now)
+        )
+
+    def reply_deadline(self, payload: dict[str, Any]) -> date:
+        """The deadline a 补正 / 容缺 / 补充 notice prints: as given, else N working days."""
+        given = payload.get("deadline")
+        if given:
+            return date.fromisoformat(str(given))
+        return add_working_days(self.today, self.settings.applicant_reply_working_days)
 
     def filed(
         self,
@@ -164,9 +248,12 @@ class Stepper:
         *,
         trigger: str,
         receipt: PaperReceipt | None,
+        documents: tuple[dict[str, Any], ...] = (),
     ) -> None:
         """A new case's first steps: the paper receipt (补录) as its own event, then submit
-        (or the ex-officio grant) and what follows it."""
+        (or the ex-officio grant) with its documents and what follows it. The submit event
+        names the required documents still missing (the form asks for them; a paper or API
+        filing may bring them later, and a reviewer can ask: 补充 / 容缺)."""
         if receipt is not None:
             self.record(
                 run,
@@ -180,7 +267,13 @@ class Stepper:
                 },
                 None,
             )
-        self.step(run, trigger, {}, None)
+        self.step(run, trigger, {"documents": list(documents)} if documents else {}, None)
+        missing = missing_slots(
+            edition_by_id(run.case.edition_id), run.case.case_type, run.facts(),
+            {slot for slot, _ in self.uow.case_documents(run.case.id)},
+        )  # fmt: skip
+        if missing:
+            run.events[-1]["payload"]["documents_missing"] = [s.slot for s in missing]
         self.auto(run)
 
     def review(
@@ -332,6 +425,13 @@ class Stepper:
             self.apply_grant(run, grant)
             event_payload["granted"] = str(grant.total)
             event_payload["capped"] = grant.capped
+        seq = run.next_seq
+        if payload.get("documents") is not None:
+            refs = self.attach(run, trigger, payload["documents"], seq)
+            event_payload["documents"] = [r.as_dict() for r in refs]
+        answers = machine.answered_by(trigger)
+        if answers:
+            self.answer(run, answers, seq)
         self.record(run, Step(source, dest, trigger), event_payload, request_key)
         self.effects(run, effects, payload)
 
@@ -386,6 +486,23 @@ class Stepper:
             self.open_tasks(run, kind)
         for notice in effects.notices:
             run.notices.append(self.notice(run, notice, payload, seq))
+            if notice in REPLY_NOTICES:
+                run.after.append(
+                    (ApplicantRequest, dict(case_id=case_id, kind=notice.value,
+                                            items=[str(i) for i in payload.get("items") or []],
+                                            slots=list(payload.get("slots") or []),
+                                            deadline=self.reply_deadline(payload),
+                                            status=RequestStatus.OPEN, opened_seq=seq,
+                                            created_at=self.now))
+                )  # fmt: skip
+        if effects.close_tasks:
+            self.end_requests(
+                run,
+                RequestStatus.EXPIRED
+                if effects.notices == (NoticeKind.EXPIRED,)
+                else RequestStatus.CANCELLED,
+                seq,
+            )
         if effects.order_payout:
             amount = run.granted()
             assert amount is not None, "a payout follows a grant"
@@ -482,14 +599,8 @@ class Stepper:
     ) -> NoticeRequest:
         """What the notice this step owes will say, as the case stands now (numbered and
         rendered when the unit of work is written)."""
-        deadline = None
-        if kind in REPLY_NOTICES:
-            given = payload.get("deadline")
-            deadline = (
-                date.fromisoformat(str(given))
-                if given
-                else add_working_days(self.today, self.settings.applicant_reply_working_days)
-            )
+        asks = kind in REPLY_NOTICES or kind == NoticeKind.REPLY_REMINDER
+        deadline = self.reply_deadline(payload) if asks else None
         case = run.case
         return NoticeRequest(
             kind=kind,

@@ -18,6 +18,8 @@ from typing import Any, Generic, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.applications import CaseType
+
 EDITIONS_DIR = Path(__file__).parent / "editions"
 T = TypeVar("T")
 
@@ -106,6 +108,50 @@ class NoticeParams(Frozen):
     court: str
     correction_consequence: str
     deferred_consequence: str
+    more_info_consequence: str
+
+
+class SlotCondition(Frozen):
+    """When a `required: when` document is required: a fact of the application compared."""
+
+    field: str = Field(description="dotted path in the application, e.g. applicant.kind")
+    op: Literal["eq", "gt"]
+    value: bool | int | Decimal | str
+
+    def holds(self, facts: dict[str, Any]) -> bool:
+        node: Any = facts
+        for part in self.field.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if self.op == "eq":
+            return bool(node == self.value)
+        try:
+            return node is not None and Decimal(str(node)) > Decimal(str(self.value))
+        except ArithmeticError:
+            return False
+
+
+class DocumentSlot(Frozen):
+    """申请材料 — a document an application type asks for, with the clause that asks for it."""
+
+    slot: str = Field(pattern=r"^[a-z][a-z0-9_]{1,59}$")
+    label: str
+    help: str = ""
+    required: Literal["always", "optional", "when"]
+    when: SlotCondition | None = None
+    basis: Basis = Basis.INTERP
+    clause: str
+
+    @model_validator(mode="after")
+    def _condition(self) -> DocumentSlot:
+        if (self.required == "when") != (self.when is not None):
+            raise ValueError(f"document slot {self.slot}: `when` goes with required: when")
+        return self
+
+    def required_for(self, facts: dict[str, Any]) -> bool:
+        if self.required == "when":
+            assert self.when is not None
+            return self.when.holds(facts)
+        return self.required == "always"
 
 
 class RentStatePropertyParams(Frozen):
@@ -217,6 +263,12 @@ class Edition(Frozen):
     credit_exemption: CreditExemptionParams
     licence_extension: LicenceExtensionParams
     loan_subsidy: LoanSubsidyParams
+    documents: dict[str, list[DocumentSlot]] = Field(
+        default_factory=dict, description="per application type: the documents it asks for"
+    )
+    field_clauses: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="per type: the clause the filing form shows by a field"
+    )
     settings: OpenPointSettings
 
     @model_validator(mode="after")
@@ -226,7 +278,20 @@ class Edition(Frozen):
             raise ValueError("settings.loan_interest_rate must be in (0, interest_ceiling_rate]")
         for ref in self.section_refs():
             self.section(ref)  # raises on a dangling reference
+        for case_type, slots in self.documents.items():
+            if case_type not in {t.value for t in CaseType}:
+                raise ValueError(f"documents: no application type {case_type!r}")
+            names = [s.slot for s in slots]
+            if len(set(names)) != len(names):
+                raise ValueError(f"documents.{case_type}: a slot is named twice")
         return self
+
+    def slots_for(self, case_type: str) -> list[DocumentSlot]:
+        """The documents an application type asks for (none declared: none)."""
+        return self.documents.get(case_type, [])
+
+    def slot(self, case_type: str, name: str) -> DocumentSlot | None:
+        return next((s for s in self.slots_for(case_type) if s.slot == name), None)
 
     def section_refs(self) -> list[str]:
         """Every `bureau.section` reference the parameters use."""
@@ -270,6 +335,10 @@ class Edition(Frozen):
         found: list[str] = []
 
         def walk(node: Any, key: str = "") -> None:
+            if isinstance(node, DocumentSlot):
+                if node.basis in (Basis.DOC, Basis.INTERP):
+                    found.append(node.clause)
+                return
             if isinstance(node, Sourced | Window | NoDoubleBenefit):
                 if node.basis in (Basis.DOC, Basis.INTERP):
                     found.append(node.clause)
@@ -283,6 +352,11 @@ class Edition(Frozen):
             elif isinstance(node, list):
                 for item in node:
                     walk(item, key)
+            elif isinstance(node, dict):
+                for k, item in node.items():
+                    walk(item, str(k))
+            if key == "field_clauses":
+                found.extend(c for per_type in node.values() for c in per_type.values())
             elif isinstance(node, str) and key.endswith("_clause"):
                 found.append(node)
 

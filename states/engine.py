@@ -19,33 +19,46 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy import Engine, insert, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
+from base.civil_dates import zh_date
 from base.clock import Clock
 from base.query_codes import new_query_code
-from models.applications import Application, StoreLease, applicant_of
+from models.applications import Application, ContactDetails, StoreLease, applicant_of
 from models.db import read_only
-from models.input_errors import FieldError, InvalidApplication, parse_application
+from models.input_errors import FieldError, InvalidApplication, describe, parse_application
 from models.receipts import PaperReceipt
 from models.settings import Settings
-from models.statuses import TaskStatus
-from models.tables import Account, IntakeRecord, Prior7Benefit, ReviewTask
-from states.actors import Actor, actor_of
+from models.statuses import RequestStatus, TaskStatus
+from models.tables import (
+    Account,
+    Applicant,
+    ApplicantRequest,
+    Incident,
+    IntakeRecord,
+    Prior7Benefit,
+    ReviewTask,
+)
+from states.actors import Actor, Role, actor_of
 from states.authority import authorize_filing, can_see, may_replay
-from states.case_run import CaseRun, Stepper, permit_of, unit_of
+from states.case_run import CaseRun, Stepper, check_version, permit_of, unit_of
 from states.catalog import assess as assess_application
 from states.catalog import spec_for
+from states.contacts import CONTACT_FIELDS, details_patch, stored_contact
 from states.errors import (
     ConflictError,
     EngineError,
     NotPermitted,
     TransitionRefused,
+    WrongState,
     no_such_case,
     no_such_task,
 )
-from states.lifecycle import CLAIMED_AS, CaseState, NoticeKind
+from states.labels import state_zh
+from states.lifecycle import CLAIMED_AS, FINAL_STATES, CaseState, NoticeKind
 from states.notice_issuer import NoticeIssuer
 from states.rules import Assessment, Decision, Prior7Entry
 from states.unit_of_work import CASES, UnitOfWork, new_applicant
@@ -103,11 +116,14 @@ class CaseEngine:
         actor: Actor,
         request_key: str | None = None,
         receipt: PaperReceipt | None = None,
+        documents: Sequence[dict[str, Any]] = (),
     ) -> list[FireResult]:
         """File an application, filed when relief receives it: one case per benefit object (a
         chain: one per store). `receipt` records an earlier paper receipt (补录), which only an
-        intake officer or an operator may do."""
-        item = SubmitItem(data, actor, request_key=request_key, receipt=receipt)
+        intake officer or an operator may do; `documents` are stored files to attach."""
+        item = SubmitItem(
+            data, actor, request_key=request_key, receipt=receipt, documents=tuple(documents)
+        )
         return self.submit_many([item]).one()
 
     def grant_ex_officio(
@@ -336,6 +352,10 @@ class CaseEngine:
                 party = applicant_of(app)
                 parties.setdefault(party.identity, new_applicant(party, uow.now))
             applicant_ids = uow.applicant_ids(parties)
+            uow.refresh_contacts(
+                {applicant_of(app).identity: (applicant_of(app), item.actor)
+                 for _, item, app, _ in accepted}
+            )  # fmt: skip
             rows = [
                 (index, item, app, facts, assessment)
                 for index, item, app, assessments in accepted
@@ -353,7 +373,7 @@ class CaseEngine:
                 uow.new_case_nos[case_id] = case.case_no
                 uow.adopt(case, applicant_of(app).identity)
                 run = st.start(case, item.actor)
-                st.filed(run, app, trigger=trigger, receipt=item.receipt)
+                st.filed(run, app, trigger=trigger, receipt=item.receipt, documents=item.documents)
                 st.owe(run)
                 made.setdefault(index, []).append(result(run))
             for index, item, *_ in accepted:
@@ -583,6 +603,155 @@ class CaseEngine:
             st.owe(run)
             return result(run)
 
+    # ------------------------------------------------------------ the applicant's side
+    def add_documents(
+        self,
+        case_id: int,
+        documents: Sequence[dict[str, Any]],
+        *,
+        actor: Actor,
+        expected_version: int | None = None,
+        request_key: str | None = None,
+    ) -> FireResult:
+        """The applicant puts more stored files on an open case (容缺 材料, or unasked); a 容缺
+        request whose documents are now all there is answered."""
+        with self._unit() as (uow, st):
+            uow.load([case_id])
+            if case_id not in uow.cases:
+                raise no_such_case()
+            run = st.start(uow.cases[case_id], actor)
+            st.authorize(run, "add_documents")
+            check_version(run.case, expected_version)
+            state = run.subject.state
+            if state in FINAL_STATES or state == CaseState.DRAFT:
+                raise WrongState(
+                    f"案件当前状态为“{state_zh(state)}”，不能再提交材料",
+                    f"documents cannot be added in state {state!r}",
+                )
+            seq = run.next_seq
+            refs = st.attach(run, "add_documents", list(documents), seq)
+            if not refs:
+                raise InvalidApplication(
+                    [FieldError("documents", "missing", "请选择要提交的文件", "no documents")]
+                )
+            st.answer(run, NoticeKind.DEFERRED_ACCEPTANCE, seq, partial=True)
+            st.record(
+                run, Step(state, state, "add_documents"),
+                {"documents": [r.as_dict() for r in refs]}, request_key,
+            )  # fmt: skip
+            st.owe(run)
+            return result(run)
+
+    def update_contact(
+        self,
+        identity: str,
+        details: Any,
+        *,
+        actor: Actor,
+        expected: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The applicant (or an operator) changes where notices go; later deliveries use it.
+        `expected` is what the form showed: a change made meanwhile is refused, not merged."""
+        try:
+            new = ContactDetails.model_validate(details)
+        except ValidationError as exc:
+            raise InvalidApplication(describe(exc)) from None
+        with self._unit() as (uow, _):
+            uow.check_account(actor)
+            if actor.role not in (Role.APPLICANT, Role.OPERATOR) or (
+                actor.role == Role.APPLICANT and actor.identity != identity
+            ):
+                raise NotPermitted(
+                    "只能修改本账户绑定单位的联系方式", "only your own contact details"
+                )
+            row = uow.s.exec(select(Applicant).where(col(Applicant.identity) == identity)).first()
+            if row is None or row.id is None:
+                raise NotPermitted("尚无该单位的申请人信息", f"no applicant {identity!r}")
+            stored = stored_contact(row)
+            if expected is not None and any(
+                expected.get(k) != stored[k] for k in CONTACT_FIELDS if k in expected
+            ):
+                raise ConflictError(
+                    "联系方式已被修改，请刷新后重新填写", "contact details changed meanwhile"
+                )
+            patch = details_patch(stored, new)
+            if patch:
+                uow.change_contact(row.id, stored, patch, actor, "contact_changed")
+            return {**stored, **patch}
+
+    def note_request(self, request_id: int, *, actor: Actor) -> FireResult | None:
+        """Remind the applicant of a 补正 / 容缺 / 补充 deadline, once per request (the sweep);
+        None when the request is answered or ended, or was reminded already."""
+        with self._unit() as (uow, st):
+            req = uow.s.get(ApplicantRequest, request_id)
+            if req is None:
+                raise no_such_case()
+            uow.load([req.case_id])
+            run = st.start(uow.cases[req.case_id], actor)
+            st.authorize(run, "note_request")
+            marked = uow.s.exec(
+                update(ApplicantRequest)
+                .where(
+                    col(ApplicantRequest.id) == request_id,
+                    col(ApplicantRequest.status) == RequestStatus.OPEN,
+                    col(ApplicantRequest.reminded_on).is_(None),
+                )
+                .values(reminded_on=uow.now.date())
+            )
+            if marked.rowcount != 1:
+                return None
+            state = run.subject.state
+            detail = request_detail(req)
+            st.record(run, Step(state, state, "reply_reminder"), detail, None)
+            run.notices.append(
+                st.notice(
+                    run, NoticeKind.REPLY_REMINDER,
+                    {"items": req.items, "deadline": req.deadline.isoformat()},
+                    run.next_seq - 1, task=detail,
+                )
+            )  # fmt: skip
+            st.owe(run)
+            return result(run)
+
+    def lapse_request(self, request_id: int, *, actor: Actor) -> FireResult | None:
+        """A 补正 / 容缺 / 补充 request past its deadline unanswered: the case ends as its
+        notice said (终止办理, with the 终止办理告知书). A 容缺 request on a case decided
+        meanwhile cannot end it here (the decision would be revoked, 撤销): it is marked
+        overdue and becomes an incident for an operator. None when answered or not yet due."""
+        with self._unit() as (uow, st):
+            req = uow.s.get(ApplicantRequest, request_id)
+            if req is None:
+                raise no_such_case()
+            if req.status != RequestStatus.OPEN or req.deadline >= uow.now.date():
+                return None
+            uow.load([req.case_id])
+            run = st.start(uow.cases[req.case_id], actor)
+            verb = {"correction": "补正", "deferred_acceptance": "补齐", "more_info": "补充"}
+            reason = f"你单位未在{zh_date(req.deadline)}前{verb.get(req.kind, '补交')}要求的材料"
+            if run.spec.machine.rows_from("expire", run.subject.state):
+                st.fire(
+                    run, "expire", {"reason": reason, "request_id": request_id},
+                    request_key=f"lapse:{request_id}", expected_version=None,
+                )  # fmt: skip
+            else:
+                st.authorize(run, "note_request")
+                state = run.subject.state
+                uow.s.exec(
+                    update(ApplicantRequest)
+                    .where(col(ApplicantRequest.id) == request_id)
+                    .values(status=RequestStatus.OVERDUE, closed_seq=run.next_seq,
+                            closed_at=uow.now)
+                )  # fmt: skip
+                detail = request_detail(req)
+                st.record(run, Step(state, state, "request_overdue"), detail, None)
+                uow.extra.append(
+                    (Incident, {"ref": f"request:{request_id}", "kind": "request_overdue",
+                                "case_id": req.case_id, "status": "open", "created_at": uow.now,
+                                "message": f"{reason}；案件已{state_zh(state)}，请人工处理"})
+                )  # fmt: skip
+            st.owe(run)
+            return result(run)
+
     # ------------------------------------------------------------ 7号 register
     def import_prior7(self, entries: list[Prior7Entry], *, note: str = "") -> int:
         """Load 7号 register rows; a row already present is skipped. Returns rows added."""
@@ -612,6 +781,17 @@ class CaseEngine:
 
 
 # ---------------------------------------------------------------- helpers
+def request_detail(req: Any) -> dict[str, Any]:
+    """What a reminder or an overdue mark says about the request (the event's payload)."""
+    return {
+        "request_id": req.id,
+        "request_kind": req.kind,
+        "opened_on": req.created_at.date().isoformat(),
+        "deadline": req.deadline.isoformat(),
+        "slots": list(req.slots),
+    }
+
+
 def result(run: CaseRun) -> FireResult:
     return FireResult(
         case_id=run.case.id,

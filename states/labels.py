@@ -63,6 +63,7 @@ NOTICE_ZH: dict[str, str] = {
     "extension": "有效期顺延告知书",
     "withdrawn": "撤回确认通知",
     "expired": "终止办理告知书",
+    "reply_reminder": "材料补交期限提醒",
     "task_reminder": "办理期限提醒",
     "task_escalation": "逾期督办通知",
 }
@@ -106,6 +107,10 @@ TRIGGER_ZH: dict[str, str] = {
     "sla_reminder": "办理期限提醒",
     "sla_escalation": "逾期督办",
     "claim_task": "认领任务",
+    "add_documents": "提交材料",
+    "note_request": "材料补交期限提醒",
+    "reply_reminder": "材料补交期限提醒",
+    "request_overdue": "容缺材料逾期未补齐",
 }
 
 

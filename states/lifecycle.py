@@ -74,11 +74,14 @@ class NoticeKind(StrEnum):
     EXTENSION = "extension"  # 有效期顺延告知书
     WITHDRAWN = "withdrawn"  # 撤回确认
     EXPIRED = "expired"  # 终止办理告知
+    REPLY_REMINDER = "reply_reminder"  # 补正、补充材料期限提醒（致申请人）
     TASK_REMINDER = "task_reminder"  # 办理期限提醒（致承办科室）
     TASK_ESCALATION = "task_escalation"  # 逾期督办（致科室负责人）
 
 
 BUREAU_NOTICES = frozenset({NoticeKind.TASK_REMINDER, NoticeKind.TASK_ESCALATION})
+# reminders are not documents of the authority: they carry no document number
+UNNUMBERED_NOTICES = BUREAU_NOTICES | {NoticeKind.REPLY_REMINDER}
 # notices that ask the applicant for something by a deadline
 REPLY_NOTICES = frozenset(
     {NoticeKind.CORRECTION, NoticeKind.DEFERRED_ACCEPTANCE, NoticeKind.MORE_INFO}
@@ -307,6 +310,8 @@ class Row:
     effects: Effects = Effects()
     auto: bool = False  # the engine fires it by itself when its guards hold
     takes_facts: bool = False  # the trigger may carry corrected or confirmed facts
+    takes_documents: bool = False  # the trigger may carry the applicant's documents
+    answers: str | None = None  # the applicant request (NoticeKind) this trigger answers
 
     def sources(self) -> list[CaseState]:
         return self.source if isinstance(self.source, list) else [self.source]
@@ -322,7 +327,7 @@ def _lifecycle_table() -> tuple[Row, ...]:
     """Built once: the engine consults the table several times per step."""
     n = NoticeKind
     return (
-        Row("submit", S.DRAFT, S.SUBMITTED),
+        Row("submit", S.DRAFT, S.SUBMITTED, takes_documents=True),
         # 即申即享: the rules accept or refuse at once (default) ...
         Row("auto_accept", S.SUBMITTED, S.ACCEPTED, (auto_intake, acceptable),
             Effects(notices=(n.ACCEPTANCE,)), auto=True),
@@ -339,14 +344,16 @@ def _lifecycle_table() -> tuple[Row, ...]:
             Effects(closing="refuse", notices=(n.NOT_ACCEPTED,))),
         Row("request_correction", S.SUBMITTED, S.CORRECTION_REQUESTED, (manual_intake, has_items),
             Effects(closing="correction", notices=(n.CORRECTION,))),
-        Row("resubmit", S.CORRECTION_REQUESTED, S.RESUBMITTED, takes_facts=True),
+        Row("resubmit", S.CORRECTION_REQUESTED, S.RESUBMITTED, takes_facts=True,
+            takes_documents=True, answers=n.CORRECTION),
         Row("recheck", S.RESUBMITTED, S.SUBMITTED, auto=True),
         Row("start_review", S.ACCEPTED, S.UNDER_REVIEW, (),
             Effects(open_tasks=(TaskKind.REVIEW,)), auto=True),
         Row("request_info", S.UNDER_REVIEW, S.MORE_INFO_REQUESTED, (has_items,),
             Effects(notices=(n.MORE_INFO,), pause_clock=True)),
         Row("supply_info", S.MORE_INFO_REQUESTED, S.UNDER_REVIEW, (),
-            Effects(resume_clock=True), takes_facts=True),
+            Effects(resume_clock=True), takes_facts=True, takes_documents=True,
+            answers=n.MORE_INFO),
         Row("complete_reviews", S.UNDER_REVIEW, S.AWAITING_CONFIRMATION,
             (reviews_all_pass, needs_confirmation), Effects(open_tasks=(TaskKind.CONFIRM,)),
             auto=True),
@@ -400,6 +407,8 @@ PERMITS: dict[str, Permit] = {
     "withdraw": permit(_R.APPLICANT),
     "expire": permit(_R.OPERATOR, _R.SYSTEM),
     "note_task": permit(_R.OPERATOR, _R.SYSTEM),  # CaseEngine.note_task (SLA)
+    "note_request": permit(_R.OPERATOR, _R.SYSTEM),  # CaseEngine.note_request (reminder)
+    "add_documents": permit(_R.APPLICANT),  # CaseEngine.add_documents (容缺, more material)
 }
 # 认领: a task is claimed (or released) by whoever may take the step it is for, so a claim can
 # never keep out the people who may act, nor let in one who may not (the case's reviewer)
@@ -491,6 +500,16 @@ class TypeMachine:
     @functools.cached_property
     def permits(self) -> dict[str, Permit]:
         return {**PERMITS, **dict(self.extra_permits)}
+
+    @functools.cached_property
+    def document_triggers(self) -> frozenset[str]:
+        """The triggers that may carry documents (filing, 补正, 补充)."""
+        return frozenset(r.trigger for r in self.rows() if r.takes_documents)
+
+    def answered_by(self, trigger: str) -> str | None:
+        """The kind of applicant request `trigger` answers (补正 by resubmit, 补充 by
+        supply_info); 容缺 is answered by adding the documents (CaseEngine.add_documents)."""
+        return next((r.answers for r in self.rows() if r.trigger == trigger and r.answers), None)
 
     @functools.cached_property
     def fact_triggers(self) -> frozenset[str]:

@@ -23,13 +23,17 @@ from sqlmodel import Session, SQLModel
 
 from models.db import insert_if_absent
 from models.doc_serials import lock_serials, store_serials
-from models.statuses import TaskStatus
+from models.statuses import RequestStatus, TaskStatus
 from models.tables import (
     Account,
     Applicant,
+    ApplicantEvent,
+    ApplicantRequest,
     CapAccount,
     Case,
+    CaseDocument,
     CaseEvent,
+    DocumentBlob,
     Notice,
     Payout,
     Prior7Benefit,
@@ -37,6 +41,7 @@ from models.tables import (
     ReviewTask,
 )
 from states.actors import Actor
+from states.contacts import CONTACT_FIELDS, filing_patch, stored_contact
 from states.errors import ConflictError, NotPermitted
 from states.notice_issuer import NoticeIssuer, NoticeRequest
 from states.permits import TaskView
@@ -104,6 +109,8 @@ class UnitOfWork:
     settlements: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     extra: list[tuple[type[SQLModel], dict[str, Any]]] = field(default_factory=list)
+    documents: dict[int, set[tuple[str, str]]] = field(default_factory=dict)
+    existing_applicants: dict[str, int] = field(default_factory=dict)
 
     @property
     def postgres(self) -> bool:
@@ -144,10 +151,46 @@ class UnitOfWork:
                 self.last_seq[case_id] = int(last or 0)
         self._mark_inactive_assignees([v for i in ids for v in self.tasks.get(i, [])])
 
+    # ------------------------------------------------------------ documents and requests
+    def blobs(self, shas: set[str]) -> dict[str, tuple[int, str]]:
+        """Stored files by sha256: (size, media type); only the steps that carry documents."""
+        if not shas:
+            return {}
+        table = DocumentBlob.__table__  # type: ignore[attr-defined]
+        rows = self.s.execute(
+            select(table.c.sha256, table.c.size, table.c.media_type).where(
+                table.c.sha256.in_(sorted(shas))
+            )
+        )
+        return {sha: (size, media) for sha, size, media in rows}
+
+    def case_documents(self, case_id: int) -> set[tuple[str, str]]:
+        """(slot, sha256) of every document on a case, including those this unit attaches."""
+        if case_id not in self.documents:
+            table = CaseDocument.__table__  # type: ignore[attr-defined]
+            self.documents[case_id] = {
+                (slot, sha)
+                for slot, sha in self.s.execute(
+                    select(table.c.slot, table.c.sha256).where(table.c.case_id == case_id)
+                )
+            }
+        return self.documents[case_id]
+
+    def open_requests(self, case_id: int) -> list[Any]:
+        table = ApplicantRequest.__table__  # type: ignore[attr-defined]
+        return list(
+            self.s.execute(
+                select(table)
+                .where(table.c.case_id == case_id, table.c.status == RequestStatus.OPEN)
+                .order_by(table.c.id)
+            )
+        )
+
     def adopt(self, case: Any, owner: str) -> None:
         """A case this unit has just inserted: it has no tasks and no events yet."""
         self.cases[case.id] = case
         self.owners[case.id] = owner
+        self.documents[case.id] = set()
         self.tasks[case.id] = []
         self.last_seq[case.id] = 0
 
@@ -278,6 +321,7 @@ class UnitOfWork:
                     )
                 }
             )
+        self.existing_applicants.update(found)
         missing = sorted(set(apps) - set(found))
         insert_if_absent(self.s, Applicant, [apps[identity] for identity in missing])
         for part in _slices(missing):
@@ -292,6 +336,40 @@ class UnitOfWork:
                 }
             )
         return found
+
+    def refresh_contacts(self, filed: dict[str, tuple[Any, Actor]]) -> None:
+        """A filing by an applicant already on file updates their contact details (states/
+        contacts.py), each change an applicant event: the latest filing says where to write."""
+        ids = {self.existing_applicants[i]: i for i in filed if i in self.existing_applicants}
+        if not ids:
+            return
+        rows = self.s.execute(
+            select(APPLICANTS.c.id, *(APPLICANTS.c[f] for f in CONTACT_FIELDS)).where(
+                APPLICANTS.c.id.in_(sorted(ids))
+            )
+        ).all()
+        for row in rows:
+            party, actor = filed[ids[row.id]]
+            stored = stored_contact(row)
+            patch = filing_patch(stored, party)
+            if patch:
+                self.change_contact(row.id, stored, patch, actor, "contact_from_filing")
+
+    def change_contact(
+        self,
+        applicant_id: int,
+        stored: dict[str, Any],
+        patch: dict[str, Any],
+        actor: Actor,
+        trigger: str,
+    ) -> None:
+        self.s.execute(APPLICANTS.update().where(APPLICANTS.c.id == applicant_id).values(patch))
+        self.extra.append(
+            (ApplicantEvent, {"applicant_id": applicant_id, "trigger": trigger,
+                              "actor": actor.username, "account_id": actor.account_id,
+                              "at": self.now, "payload": {
+                                  "before": {k: stored[k] for k in patch}, "after": patch}})
+        )  # fmt: skip
 
     def insert_cases(self, rows: list[dict[str, Any]]) -> list[int]:
         """New case rows in one statement; their ids, in order."""

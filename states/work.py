@@ -36,6 +36,7 @@ class SubmitItem:
     request_key: str | None = None
     receipt: PaperReceipt | None = None  # 补录: a paper application's earlier receipt
     intake: IntakeRow | None = None
+    documents: tuple[dict[str, Any], ...] = ()  # stored files to attach: {slot, sha256, filename}
 
 
 @dataclass(frozen=True)

@@ -353,3 +353,52 @@ def test_sla_sweep_across_national_day_with_clock_stopped(
     assert _task_due(engine).due_on.isoformat() == "2022-10-13"
     assert sla_flow(SlaParams(now=late)).escalated == 0
     assert sla_flow(SlaParams(now=datetime(2022, 10, 14, 9, tzinfo=SHANGHAI))).escalated == 1
+
+
+def test_sla_sweep_ends_an_unanswered_correction_and_spares_an_answered_one(
+    flow_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """补正 asked on Friday 2023-01-06 with the default 10 working days (due Friday 01-20);
+    reminded 2 working days before; the sweep of Monday 01-23 ends the one left unanswered."""
+    from models.settings import get_settings
+    from models.tables import ApplicantRequest
+
+    monkeypatch.setenv("RELIEF_INTAKE_REVIEW", "true")
+    monkeypatch.setenv("RELIEF_NOW", "2023-01-06T10:00:00+08:00")
+    get_settings.cache_clear()
+    intake_flow(
+        intake_params(
+            write_json(tmp_path / "a.json", [S.application("CRED-01"), S.application("LIC-01")])
+        )
+    )
+    engine = case_engine()
+    with Session(engine.db) as s:
+        quiet, answered = [c.id for c in s.exec(select(Case).order_by(col(Case.id))).all()]
+    for case_id in (quiet, answered):
+        assert case_id is not None
+        engine.fire(
+            case_id, "request_correction", actor=staff.intake_holder(engine, case_id),
+            payload={"items": ["处罚决定书复印件"]},
+        )  # fmt: skip
+    with Session(engine.db) as s:
+        deadlines = {r.deadline.isoformat() for r in s.exec(select(ApplicantRequest)).all()}
+    assert deadlines == {"2023-01-20"}
+    reply = case_engine(now=datetime(2023, 1, 10, 9, tzinfo=SHANGHAI))
+    assert answered is not None
+    reply.fire(answered, "resubmit", actor=staff.applicant_of_case(reply, answered))
+    wednesday = datetime(2023, 1, 18, 9, tzinfo=SHANGHAI)
+    first = sla_flow(SlaParams(now=wednesday))
+    assert (first.open_requests, first.applicants_reminded) == (1, 1)
+    assert sla_flow(SlaParams(now=wednesday)).applicants_reminded == 0  # once
+    friday = datetime(2023, 1, 20, 17, tzinfo=SHANGHAI)
+    assert sla_flow(SlaParams(now=friday)).requests_lapsed == 0  # the deadline's own day
+    monday = datetime(2023, 1, 23, 9, tzinfo=SHANGHAI)
+    assert sla_flow(SlaParams(now=monday)).requests_lapsed == 1
+    assert sla_flow(SlaParams(now=monday)).requests_lapsed == 0
+    with Session(engine.db) as s:
+        states = {c.id: c.state for c in s.exec(select(Case)).all()}
+        kinds = s.exec(
+            select(Notice.kind).where(col(Notice.case_id) == quiet).order_by(col(Notice.id))
+        ).all()
+    assert states[quiet] == "expired" and states[answered] != "expired"
+    assert kinds[-2:] == ["reply_reminder", "expired"]

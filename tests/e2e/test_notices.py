@@ -27,7 +27,7 @@ from base.civil_dates import SHANGHAI
 from base.clock import Clock
 from flows.outbox import OutboxParams, outbox_flow
 from models.settings import Settings
-from models.tables import Incident, Notice, NoticeDelivery
+from models.tables import ApplicantRequest, Incident, Notice, NoticeDelivery
 from notifications.issuer import engine_with_notices
 from states.engine import CaseEngine
 
@@ -40,6 +40,18 @@ def notices_of(engine: CaseEngine, case_id: int) -> list[Notice]:
         return list(
             s.exec(
                 select(Notice).where(col(Notice.case_id) == case_id).order_by(col(Notice.id))
+            ).all()
+        )
+
+
+def open_requests(engine: CaseEngine, case_id: int) -> list[ApplicantRequest]:
+    with Session(engine.db) as s:
+        return list(
+            s.exec(
+                select(ApplicantRequest).where(
+                    col(ApplicantRequest.case_id) == case_id,
+                    col(ApplicantRequest.status) == "open",
+                )
             ).all()
         )
 
@@ -76,6 +88,10 @@ def every_kind(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Notice]:
         actor=staff.holder(auto, loan.case_id, "review", n=1),
         payload={"items": ["2022年贷款利息支付凭证"], "deadline": "2023-01-13"},
     )
+    [request] = open_requests(auto, loan.case_id)
+    assert request.id is not None
+    auto.note_request(request.id, actor=staff.system(auto))
+    out["reply_reminder"] = one(auto, loan.case_id, "reply_reminder")
     auto.fire(loan.case_id, "supply_info", actor=staff.applicant_of_case(auto, loan.case_id))
     decide(auto, loan.case_id, approve=True)
     out["more_info"] = one(auto, loan.case_id, "more_info")
@@ -150,6 +166,7 @@ KINDS = [
     "extension",
     "withdrawn",
     "expired",
+    "reply_reminder",
     "task_reminder",
     "task_escalation",
 ]

@@ -92,11 +92,12 @@ def test_types_that_pay_out_order_payouts_and_others_apply_effects() -> None:
 
 def test_applicant_visible_notices_are_declared_on_transitions() -> None:
     declared = {n for m in MACHINES.values() for r in m.rows() for n in r.effects.notices}
-    # every applicant notice is owed by a transition; bureau notices come from the SLA sweep
-    assert declared == set(NoticeKind) - BUREAU_NOTICES
+    # every applicant notice is owed by a transition; bureau notices and the applicant's
+    # deadline reminders come from the SLA sweep
+    assert declared == set(NoticeKind) - BUREAU_NOTICES - {NoticeKind.REPLY_REMINDER}
 
 
-ENGINE_STEPS = {"review", "note_task", "claim_task"}  # CaseEngine methods, not machine rows
+ENGINE_STEPS = {"review", "note_task", "claim_task", "note_request", "add_documents"}  # CaseEngine
 
 
 @pytest.mark.parametrize("name", sorted(MACHINES))

@@ -8,10 +8,12 @@ import pytest
 from models.statuses import (
     NOTICE_MOVES,
     PAYOUT_MOVES,
+    REQUEST_MOVES,
     TASK_MOVES,
     IllegalMove,
     NoticeStatus,
     PayoutStatus,
+    RequestStatus,
     TaskStatus,
     check,
 )
@@ -23,6 +25,8 @@ from models.statuses import (
         (TASK_MOVES, TaskStatus.OPEN, set(TaskStatus), {TaskStatus.DONE, TaskStatus.CANCELLED}),
         (PAYOUT_MOVES, PayoutStatus.ORDERED, set(PayoutStatus),
          {PayoutStatus.PAID, PayoutStatus.FAILED}),
+        (REQUEST_MOVES, RequestStatus.OPEN, set(RequestStatus),
+         set(RequestStatus) - {RequestStatus.OPEN}),
         (NOTICE_MOVES, NoticeStatus.PENDING, set(NoticeStatus),
          {NoticeStatus.DELIVERED, NoticeStatus.NO_CHANNEL, NoticeStatus.FAILED}),
     ],
