@@ -1,6 +1,8 @@
 """入口检查 — refuse, before any route sees it, what no field may hold: NUL characters (they
 cannot be stored in PostgreSQL text and would end as a 500) and oversized form or JSON bodies;
-and put the security headers on every answer. File uploads (multipart) are not read here.
+and put the security headers on every answer. File uploads (multipart) are not read here, only
+counted: a body over `upload_limit` is refused before the route parses it (its declared
+length) or cut off while it streams in.
 
 Plain ASGI, not Starlette's BaseHTTPMiddleware: that one streams every answer through a task
 and a memory channel, about a millisecond a request (docs/benchmarks.md, "A review through the
@@ -25,13 +27,23 @@ NUL = (b"\x00", b"%00", b"\\u0000")
 NUL_ZH = "请求中含有不允许的空字符（NUL）"
 
 
+def too_big_zh(limit: int) -> str:
+    return f"上传内容过大：一次最多{limit // (1024 * 1024)} MB"
+
+
 class InputGuard:
     """ASGI middleware: 400 for a NUL in the path, query or a form/JSON body; 413 when too big;
     the headers of `headers(path)` on every answer that does not set them itself."""
 
-    def __init__(self, app: ASGIApp, headers: Callable[[str], dict[str, str]]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        headers: Callable[[str], dict[str, str]],
+        upload_limit: int = 64 * 1024 * 1024,
+    ) -> None:
         self.app = app
         self.headers = headers
+        self.upload_limit = upload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,7 +56,11 @@ class InputGuard:
                 scope, send, 400, "请求中含有不允许的空字符（NUL）", "NUL in the URL"
             )
             return
-        ctype = dict(scope.get("headers") or []).get(b"content-type", b"").lower()
+        request_headers = dict(scope.get("headers") or [])
+        ctype = request_headers.get(b"content-type", b"").lower()
+        if ctype.startswith(b"multipart/"):
+            await self._upload(scope, receive, send, request_headers)
+            return
         if not any(ctype.startswith(c) for c in CHECKED):
             await self.app(scope, receive, send)
             return
@@ -72,6 +88,38 @@ class InputGuard:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+    async def _upload(
+        self, scope: Scope, receive: Receive, send: Send, request_headers: dict[bytes, bytes]
+    ) -> None:
+        limit = self.upload_limit
+        declared = request_headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, send, 413, too_big_zh(limit), f"upload over {limit} bytes")
+            return
+        seen, over, started = 0, False, False
+
+        async def counted() -> Message:
+            nonlocal seen, over
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:  # the route stops reading: the client is cut off
+                over = True
+                return {"type": "http.disconnect"}
+            return message
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, sending)
+        except Exception:
+            if not over:
+                raise
+        if over and not started:
+            await self._refuse(scope, send, 413, too_big_zh(limit), f"upload over {limit} bytes")
 
     def _with_headers(self, scope: Scope, send: Send) -> Send:
         async def sending(message: Message) -> None:

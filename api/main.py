@@ -26,10 +26,11 @@ from api import docs_pages
 from api.input_guard import InputGuard
 from api.pages.views import CsrfRefused, csrf_refused_page
 from api.pages.views import router as pages_router
-from api.routes import applicant, bureau, operator, public
+from api.routes import applicant, bureau, documents, operator, public
 from api.throttle import Throttled
 from base.clock import Clock
 from models.db import engine_for, head_revision, migrate, schema_state
+from models.document_store import DocumentRefused, store_for
 from models.input_errors import InvalidApplication
 from models.settings import Settings, get_settings
 from notifications.issuer import engine_with_notices
@@ -52,7 +53,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
-PRIVATE = ("/api/", "/login", "/status", "/bureau", "/operator")  # never cached
+PRIVATE = ("/api/", "/login", "/status", "/bureau", "/operator", "/my", "/apply", "/register")
+UPLOAD_FILES = 10  # files one form may carry (a filing with all its documents)
 
 
 def headers_for(path: str) -> dict[str, str]:
@@ -86,7 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine_with_notices(
         engine_for(settings.database_url), settings=settings, clock=Clock(settings.now)
     )
-    for module in (applicant, bureau, operator, public):
+    app.state.documents = store_for(settings)
+    for module in (applicant, bureau, documents, operator, public):
         app.include_router(module.router, prefix="/api")
     app.include_router(pages_router)
     app.include_router(docs_pages.router)
@@ -94,7 +97,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     code_schema = head_revision()
 
-    app.add_middleware(InputGuard, headers=headers_for)  # and the security headers
+    # and the security headers; an upload carries up to UPLOAD_FILES files of the largest size
+    app.add_middleware(
+        InputGuard,
+        headers=headers_for,
+        upload_limit=(settings.document_max_mb * UPLOAD_FILES + 1) * 1024 * 1024,
+    )
     app.add_exception_handler(CsrfRefused, csrf_refused_page)
 
     @app.exception_handler(Throttled)
@@ -127,6 +135,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body["schema_state"] = state = schema_state(str(body["schema"] or "") or None)
         body["status"] = "ok" if state != "behind" else "run relief db upgrade"
         return JSONResponse(status_code=200 if state != "behind" else 503, content=body)
+
+    @app.exception_handler(DocumentRefused)
+    def document_refused(request: Request, exc: DocumentRefused) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={"error": "document_refused", "message_zh": exc.message_zh,
+                     "message_en": exc.message_en},
+        )  # fmt: skip
 
     @app.exception_handler(InvalidApplication)
     def invalid(request: Request, exc: InvalidApplication) -> JSONResponse:

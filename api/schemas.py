@@ -198,6 +198,9 @@ class CaseDecision(BaseModel):
     )
     reason: str | None = Field(default=None, max_length=2000)
     items: list[str] | None = Field(default=None, max_length=50)
+    slots: list[str] | None = Field(
+        default=None, max_length=20, description="request_info: the document slots asked for"
+    )
     expected_version: int | None = Field(
         default=None, ge=1, description="the version you saw; a later change gives 409"
     )
@@ -210,9 +213,51 @@ class Confirmation(BaseModel):
     expected_version: int | None = Field(default=None, ge=1)
 
 
+class DocumentRefIn(BaseModel):
+    slot: str = Field(max_length=60, description="a document slot of the case's type")
+    sha256: str = Field(max_length=64, description="as POST /api/documents answered")
+    filename: str = Field(default="", max_length=300)
+
+
 class Supply(BaseModel):
-    facts: dict[str, Any] = Field(description="the corrected or additional facts")
+    facts: dict[str, Any] = Field(
+        default_factory=dict, description="the corrected or additional facts"
+    )
+    documents: list[DocumentRefIn] = Field(default_factory=list, max_length=50)
     expected_version: int | None = Field(default=None, ge=1)
+
+
+class AddDocuments(BaseModel):
+    documents: list[DocumentRefIn] = Field(min_length=1, max_length=50)
+    expected_version: int | None = Field(default=None, ge=1)
+
+
+class StoredDocument(BaseModel):
+    sha256: str
+    size: int
+    media_type: str
+
+
+class CaseDocumentPublic(BaseModel):
+    id: int
+    slot: str
+    slot_label: str
+    filename: str
+    media_type: str
+    size: int
+    uploaded_by: str
+    at: str
+    url: str
+
+
+class ContactIn(BaseModel):
+    email: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+    notify: list[str] = Field(default_factory=list, max_length=5)
+    im_url: str | None = Field(default=None, max_length=500)
+    expected: dict[str, Any] | None = Field(
+        default=None, description="the details as you last saw them; a change since gives 409"
+    )
 
 
 class FireResultPublic(BaseModel):

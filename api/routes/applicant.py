@@ -17,9 +17,18 @@ from api.deps import (
     load_visible_case,
 )
 from api.routes.common import case_detail, case_notices, fired
-from api.schemas import CaseDetail, CaseSummary, FireResultPublic, NoticePublic, Supply, summary
+from api.schemas import (
+    CaseDetail,
+    CaseSummary,
+    ContactIn,
+    FireResultPublic,
+    NoticePublic,
+    Supply,
+    summary,
+)
 from base.identifiers import bounded_key
 from models.tables import Applicant, Case
+from states.contacts import stored_contact
 
 router = APIRouter(tags=["applicants"])
 
@@ -33,9 +42,15 @@ def submit_application(
     ],
     idempotency_key: Annotated[str | None, Header(max_length=120)] = None,
 ) -> list[CaseSummary]:
-    """Submit an application (a chain's stores become one case each); filed when received."""
+    """Submit an application (a chain's stores become one case each); filed when received.
+    `documents` (beside the application's own fields): files stored by `POST /api/documents`,
+    `[{"slot": …, "sha256": …, "filename": …}]`."""
     key = bounded_key(actor.username, idempotency_key) if idempotency_key else None
-    results = engine.submit(application, actor=actor, request_key=key)
+    data = dict(application)
+    documents = data.pop("documents", None) or []
+    if not isinstance(documents, list):
+        documents = [documents]  # the engine names the field that is wrong
+    results = engine.submit(data, actor=actor, request_key=key, documents=documents)
     with Session(engine.read_db) as s:
         cases = [s.get(Case, r.case_id) for r in results]
     return [CaseSummary(**summary(c)) for c in cases if c is not None]
@@ -76,15 +91,33 @@ def supply(
     with Session(engine.read_db) as s:
         state = s.exec(select(Case.state).where(col(Case.id) == case_id)).one()
     trigger = "resubmit" if state == "correction_requested" else "supply_info"
+    payload: dict[str, Any] = {}
+    if body.facts:
+        payload["facts"] = body.facts
+    if body.documents:
+        payload["documents"] = [d.model_dump() for d in body.documents]
     return fired(
         engine.fire(
-            case_id,
-            trigger,
-            actor=actor,
-            payload={"facts": body.facts},
-            expected_version=body.expected_version,
+            case_id, trigger, actor=actor, payload=payload, expected_version=body.expected_version
         )
     )
+
+
+@router.get("/my/contact")
+def my_contact(account: CurrentApplicant, engine: EngineDep) -> dict[str, Any]:
+    """Where the signed-in applicant's notices go."""
+    with Session(engine.read_db) as s:
+        row = s.exec(select(Applicant).where(col(Applicant.identity) == account.uscc)).first()
+    if row is None:
+        return {"email": None, "phone": None, "notify": [], "im_url": None}
+    return stored_contact(row)
+
+
+@router.put("/my/contact")
+def change_contact(body: ContactIn, actor: CurrentActor, engine: EngineDep) -> dict[str, Any]:
+    """Change where notices go: every notice not yet delivered uses the new details."""
+    details = body.model_dump(exclude={"expected"})
+    return engine.update_contact(actor.identity or "", details, actor=actor, expected=body.expected)
 
 
 @router.post("/cases/{case_no}/withdraw", response_model=FireResultPublic)

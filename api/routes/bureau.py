@@ -93,7 +93,7 @@ def decide(
     case_no: CaseNo, body: CaseDecision, actor: CurrentActor, engine: EngineDep
 ) -> FireResultPublic:
     """Approve (an amount at or below the ceiling; below it is partial), reject, or ask for more."""
-    payload = payload_of(amount=body.amount, reason=body.reason, items=body.items)
+    payload = payload_of(amount=body.amount, reason=body.reason, items=body.items, slots=body.slots)
     return fired(
         engine.fire(
             case_id_of(engine, case_no),

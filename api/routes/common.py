@@ -7,7 +7,8 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from api.schemas import CaseDetail, FireResultPublic, detail
-from models.tables import Case, CaseEvent, Notice, ReviewTask
+from models.tables import Case, CaseDocument, CaseEvent, Notice, ReviewTask
+from states.edition import edition_by_id
 from states.engine import CaseEngine, FireResult
 from states.labels import state_zh
 
@@ -57,6 +58,37 @@ def case_notices(engine: CaseEngine, case: Case) -> list[Notice]:
                 .order_by(col(Notice.id))
             ).all()
         )
+
+
+def documents_on(engine: CaseEngine, case: Case, *, url_prefix: str = "/api") -> list[Any]:
+    """A case's documents with their slot's label, oldest first."""
+    from api.schemas import CaseDocumentPublic
+
+    edition = edition_by_id(case.edition_id)
+    with Session(engine.read_db) as s:
+        rows = s.exec(
+            select(CaseDocument)
+            .where(col(CaseDocument.case_id) == case.id)
+            .order_by(col(CaseDocument.id))
+        ).all()
+    out = []
+    for d in rows:
+        assert d.id is not None
+        slot = edition.slot(case.case_type, d.slot)
+        out.append(
+            CaseDocumentPublic(
+                id=d.id,
+                slot=d.slot,
+                slot_label=slot.label if slot else d.slot,
+                filename=d.filename,
+                media_type=d.media_type,
+                size=d.size,
+                uploaded_by=d.uploaded_by,
+                at=d.at.astimezone(engine.clock.now().tzinfo).strftime("%Y-%m-%d %H:%M"),
+                url=f"{url_prefix}/cases/{case.case_no}/documents/{d.id}",
+            )
+        )
+    return out
 
 
 def payload_of(**values: Any) -> dict[str, Any]:
