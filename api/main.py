@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import docs_pages
 from api.input_guard import InputGuard
+from api.pages import accounts, filing, my_cases
 from api.pages.views import CsrfRefused, csrf_refused_page
 from api.pages.views import router as pages_router
 from api.routes import applicant, bureau, documents, operator, public
@@ -92,6 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (applicant, bureau, documents, operator, public):
         app.include_router(module.router, prefix="/api")
     app.include_router(pages_router)
+    app.include_router(filing.router)
+    app.include_router(my_cases.router)
+    app.include_router(accounts.router)
     app.include_router(docs_pages.router)
     app.mount("/static/docs", StaticFiles(directory=docs_pages.ASSETS), name="docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

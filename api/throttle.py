@@ -52,6 +52,11 @@ def limits(settings: Settings) -> dict[str, Limit]:
                              s.status_case_lock_minutes, s.status_case_lock_minutes, cap),
         "status_address": Limit("status_address", s.status_backoff_after,
                                 s.address_lock_after, s.address_lock_minutes, window, cap),
+        # one-time codes: sends per address slow down and lock (no mailbox flooding), wrong
+        # codes per account lock the account's codes for a while
+        "code_send": Limit("code_send", 3, s.address_lock_after, s.address_lock_minutes,
+                           window, cap),
+        "code_account": Limit("code_account", 3, 5, s.address_lock_minutes, window, cap),
     }  # fmt: skip
 
 
@@ -61,6 +66,8 @@ SCOPE_ZH = {
     "token_address": "访问令牌（来源地址）",
     "status_case": "进度查询（案件）",
     "status_address": "进度查询（来源地址）",
+    "code_send": "发送验证码（来源地址）",
+    "code_account": "验证码（账户）",
 }
 
 

@@ -128,8 +128,18 @@ def _shared_secret(db: Engine) -> str:
         return row.value
 
 
+def signing_key(db: Engine, secret_key: str | None) -> str:
+    """RELIEF_SECRET_KEY, or the key every process shares through the database."""
+    return secret_key or _shared_secret(db)
+
+
+def signer(db: Engine, secret_key: str | None, salt: str) -> URLSafeTimedSerializer:
+    """itsdangerous with the shared key, one salt per purpose (a CSRF token signs nothing else)."""
+    return URLSafeTimedSerializer(signing_key(db, secret_key), salt=salt)
+
+
 def _signer(db: Engine, secret_key: str | None) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key or _shared_secret(db), salt="relief-csrf")
+    return signer(db, secret_key, "relief-csrf")
 
 
 def csrf_token(db: Engine, session: PageSession, secret_key: str | None) -> str:

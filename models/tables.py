@@ -520,6 +520,11 @@ class OneTimeCode(SQLModel, table=True):
     code_hash: str = Field(max_length=64)
     channel: str = Field(max_length=10)
     address: str = Field(max_length=200)
+    contact: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False),
+        description="a registration's e-mail and phone, kept until it is confirmed",
+    )
     attempts: int = 0
     expires_at: datetime = Field(sa_type=AwareDateTime)
     used_at: datetime | None = Field(default=None, sa_type=AwareDateTime)

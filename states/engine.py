@@ -603,6 +603,17 @@ class CaseEngine:
             st.owe(run)
             return result(run)
 
+    # ------------------------------------------------------------ estimate (no write)
+    def estimate(self, data: Any) -> tuple[Application, list[Assessment]]:
+        """What the rules would say of an application filed today (the filing form's preview,
+        `relief estimate`): the same parse and rules as a filing, the 7号 register included;
+        nothing is written."""
+        app = parse_application(data, today=self.clock.today())
+        with Session(self.read_db) as s:
+            uow = UnitOfWork(s, issuer=self.issuer, now=self.clock.now())
+            register = uow.register_of(applicant_of(app).identity)
+        return app, assess_application(app, filed_on=self.clock.today(), register=register)
+
     # ------------------------------------------------------------ the applicant's side
     def add_documents(
         self,

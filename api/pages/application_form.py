@@ -229,3 +229,46 @@ def form_values(data: Any, prefix: str = "") -> dict[str, list[str]]:
     elif data is not None:
         out[prefix.rstrip(".")] = [str(data)]
     return out
+
+
+def add_row(values: dict[str, list[str]], path: str, spec: FormField) -> None:
+    """One more (empty) row of the list at `path` (the form's "添加一行" button)."""
+    n = row_count(values, path, spec)
+    values[f"_rows.{path}"] = [str(min(n + 1, spec.max_rows))]
+
+
+def remove_row(values: dict[str, list[str]], path: str, index: int, spec: FormField) -> None:
+    """Drop row `index` of the list at `path`; the rows after it move up."""
+    n = row_count(values, path, spec)
+    if not 0 <= index < n:
+        return
+    head = f"{path}."
+    moved: dict[str, list[str]] = {}
+    for key in list(values):
+        if not key.startswith(head):
+            continue
+        rest = key[len(head) :]
+        number, _, tail = rest.partition(".")
+        if not number.isdigit():
+            continue
+        i = int(number)
+        value = values.pop(key)
+        if i < index:
+            moved[key] = value
+        elif i > index:
+            moved[f"{head}{i - 1}.{tail}"] = value
+    values.update(moved)
+    values[f"_rows.{path}"] = [str(max(n - 1, spec.min_rows))]
+
+
+def find(fields: Sequence[FormField], path: str) -> FormField | None:
+    """The field at a dotted path (row indexes skipped)."""
+    parts = [p for p in path.split(".") if not p.isdigit()]
+    level: Sequence[FormField] = fields
+    found: FormField | None = None
+    for part in parts:
+        found = next((f for f in level if f.name == part), None)
+        if found is None:
+            return None
+        level = found.children
+    return found

@@ -22,22 +22,25 @@ from sqlmodel import Session, col, select
 import templates as templates_pkg
 from api import throttle, web_session
 from api.deps import EngineDep, case_id_of, client_address, load_visible_case
-from api.routes.common import case_detail, payload_of
+from api.routes.common import case_detail, documents_on, payload_of
 from api.routes.operator import counts, incidents
 from api.routes.public import lookup
 from api.schemas import PUBLIC_STATUS, task_public
 from api.security import dummy_hash, password_ok
 from api.web_session import CSRF_FIELD, SESSION_COOKIE, SESSION_HOURS, PageSession
+from base.civil_dates import zh_date
 from base.query_codes import display as display_code
 from models.input_errors import InvalidApplication
-from models.statuses import TaskStatus
-from models.tables import Account, Notice, ReviewTask
+from models.statuses import RequestStatus, TaskStatus
+from models.tables import Account, ApplicantRequest, Notice, ReviewTask
 from models.work_queue import section_queue
 from states.actors import ROLE_ZH, actor_of
 from states.catalog import spec_for
+from states.documents import missing_slots
+from states.edition import edition_by_id
 from states.engine import CaseEngine, FireResult
 from states.errors import EngineError
-from states.labels import state_zh, trigger_zh
+from states.labels import NOTICE_ZH, state_zh, trigger_zh
 
 router = APIRouter(include_in_schema=False)
 # autoescape on for every template whatever its file name (*.html.j2 is not in Starlette's
@@ -87,11 +90,11 @@ def page(
         status_code=status_code,
     )
     if session.cookie:
-        _set_cookie(response, session, engine)
+        set_session_cookie(response, session, engine)
     return response
 
 
-def _set_cookie(response: Response, session: PageSession, engine: CaseEngine) -> None:
+def set_session_cookie(response: Response, session: PageSession, engine: CaseEngine) -> None:
     assert session.cookie is not None
     hours = SESSION_HOURS if session.account else web_session.ANONYMOUS_MINUTES / 60
     response.set_cookie(
@@ -131,6 +134,7 @@ def home_of(account: Account) -> str:
         "reviewer": "/bureau/tasks",
         "intake_officer": "/bureau/tasks",
         "operator": "/operator",
+        "applicant": "/my",
     }.get(account.role, "/status")
 
 
@@ -183,7 +187,7 @@ def login(
     web_session.end(engine.db, form_session)  # a new session id on sign-in (no fixation)
     signed_in = web_session.start(engine.db, now, account)
     response = back(home_of(account))
-    _set_cookie(response, signed_in, engine)
+    set_session_cookie(response, signed_in, engine)
     return response
 
 
@@ -247,6 +251,8 @@ def case_page(request: Request, case_no: str, session: Staff, engine: EngineDep)
             ).all()
         )
     mine = [t for t in detail.tasks if t.id in own]
+    documents = documents_on(engine, case)
+    edition = edition_by_id(case.edition_id)
     return page(
         request,
         engine,
@@ -256,7 +262,30 @@ def case_page(request: Request, case_no: str, session: Staff, engine: EngineDep)
         mine=mine,
         facts=flatten(case.facts),
         type_label=spec_for(case.case_type).label_zh,
+        documents=documents,
+        slots=edition.slots_for(case.case_type),
+        missing=[
+            s.label
+            for s in missing_slots(edition, case.case_type, case.facts, {d.slot for d in documents})
+        ],
+        open_requests=open_requests_text(engine, case),
     )
+
+
+def open_requests_text(engine: CaseEngine, case: Any) -> list[str]:
+    """What the case waits for from its applicant, in words, with the deadline."""
+    with Session(engine.read_db) as s:
+        rows = s.exec(
+            select(ApplicantRequest).where(
+                col(ApplicantRequest.case_id) == case.id,
+                col(ApplicantRequest.status) == RequestStatus.OPEN,
+            )
+        ).all()
+    return [
+        f"{NOTICE_ZH.get(r.kind, r.kind)}：{'、'.join(r.items) or '（见通知书）'}，"
+        f"期限{zh_date(r.deadline)}"
+        for r in rows
+    ]
 
 
 def flatten(node: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -268,7 +297,9 @@ def flatten(node: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix.rstrip("."), "" if node is None else str(node))]
 
 
-def _act(engine: CaseEngine, session: PageSession, url: str, call: Callable[[], Any]) -> Response:
+def act_and_return(
+    engine: CaseEngine, session: PageSession, url: str, call: Callable[[], Any]
+) -> Response:
     """Run an engine call for a form; its outcome becomes the next page's message."""
     try:
         result = call()
@@ -305,7 +336,7 @@ def page_review(
             task_id, decision=decision, actor=actor, reason=reason.strip() or None
         )
 
-    return _act(engine, form, _case_url(case_no), call)
+    return act_and_return(engine, form, _case_url(case_no), call)
 
 
 @router.post("/bureau/cases/{case_no}/claim")
@@ -317,7 +348,7 @@ def page_claim(
     task_id: Annotated[int, Form(ge=1, le=2**62)] = 1,
 ) -> Response:
     form = require_csrf(engine, session, csrf)
-    return _act(
+    return act_and_return(
         engine,
         form,
         _case_url(case_no),
@@ -334,7 +365,7 @@ def page_confirm(
     version: Annotated[int, Form(ge=1, le=2**62)] = 1,
 ) -> Response:
     form = require_csrf(engine, session, csrf)
-    return _act(
+    return act_and_return(
         engine,
         form,
         _case_url(case_no),
@@ -358,6 +389,7 @@ def page_decide(
     amount: Annotated[str, Form(max_length=20)] = "",
     reason: Annotated[str, Form(max_length=2000)] = "",
     items: Annotated[str, Form(max_length=5000)] = "",
+    slots: Annotated[list[str] | None, Form(max_length=20)] = None,
 ) -> Response:
     form = require_csrf(engine, session, csrf)
 
@@ -366,7 +398,10 @@ def page_decide(
             raise EngineError("未知的操作", f"unknown action {action!r}")
         lines = [i.strip() for i in items.splitlines() if i.strip()]
         payload = payload_of(
-            amount=amount.strip() or None, reason=reason.strip() or None, items=lines
+            amount=amount.strip() or None,
+            reason=reason.strip() or None,
+            items=lines,
+            slots=[s[:60] for s in slots or []],
         )
         return engine.fire(
             case_id_of(engine, case_no[:30]),
@@ -376,7 +411,7 @@ def page_decide(
             expected_version=version,
         )
 
-    return _act(engine, form, _case_url(case_no), call)
+    return act_and_return(engine, form, _case_url(case_no), call)
 
 
 def _page_actor(session: PageSession) -> Any:

@@ -65,6 +65,7 @@ def upgrade() -> None:
         sa.Column("code_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
         sa.Column("address", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("contact", sa.JSON(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("expires_at", models.types.AwareDateTime(timezone=True), nullable=False),
         sa.Column("used_at", models.types.AwareDateTime(timezone=True), nullable=True),
