@@ -54,7 +54,7 @@ def limits(settings: Settings) -> dict[str, Limit]:
                                 s.address_lock_after, s.address_lock_minutes, window, cap),
         # one-time codes: sends per address slow down and lock (no mailbox flooding), wrong
         # codes per account lock the account's codes for a while
-        "code_send": Limit("code_send", 3, s.address_lock_after, s.address_lock_minutes,
+        "code_send": Limit("code_send", 5, s.address_lock_after, s.address_lock_minutes,
                            window, cap),
         "code_account": Limit("code_account", 3, 5, s.address_lock_minutes, window, cap),
     }  # fmt: skip

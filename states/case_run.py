@@ -188,7 +188,7 @@ class Stepper:
                 )  # fmt: skip
             if (ref.slot, ref.sha256) in have:
                 continue  # the same file in the same slot is kept once
-            have.add((ref.slot, ref.sha256))
+            have[(ref.slot, ref.sha256)] = seq
             run.after.append(
                 (CaseDocument, dict(case_id=run.case.id, slot=ref.slot, sha256=ref.sha256,
                                     filename=ref.filename, media_type=blob[1], size=blob[0],
@@ -198,15 +198,17 @@ class Stepper:
         return refs
 
     def answer(self, run: CaseRun, kind: str, seq: int, *, partial: bool = False) -> None:
-        """The applicant's reply closes the open requests of `kind`; a reply must bring every
-        document a request names (`partial`: a 容缺 request stays open until it has them)."""
-        have = {slot for slot, _ in self.uow.case_documents(run.case.id)}
+        """The applicant's reply closes the open requests of `kind`; a reply must bring a
+        document for every slot a request names, attached since it was asked (`partial`: a 容缺
+        request stays open until it has them)."""
+        documents = self.uow.case_documents(run.case.id)
         table = ApplicantRequest.__table__  # type: ignore[attr-defined]
         for req in self.uow.open_requests(run.case.id):
             if req.kind != kind:
                 continue
             edition = edition_by_id(run.case.edition_id)
-            lacking = [s for s in req.slots if s not in have]
+            since = {slot for (slot, _), at in documents.items() if at > req.opened_seq}
+            lacking = [s for s in req.slots if s not in since]
             if lacking:
                 if partial:
                     continue

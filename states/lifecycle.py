@@ -509,7 +509,11 @@ class TypeMachine:
     def answered_by(self, trigger: str) -> str | None:
         """The kind of applicant request `trigger` answers (补正 by resubmit, 补充 by
         supply_info); 容缺 is answered by adding the documents (CaseEngine.add_documents)."""
-        return next((r.answers for r in self.rows() if r.trigger == trigger and r.answers), None)
+        return self._answers.get(trigger)
+
+    @functools.cached_property
+    def _answers(self) -> dict[str, str]:
+        return {r.trigger: r.answers for r in self.rows() if r.answers}
 
     @functools.cached_property
     def fact_triggers(self) -> frozenset[str]:

@@ -109,7 +109,7 @@ class UnitOfWork:
     settlements: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     extra: list[tuple[type[SQLModel], dict[str, Any]]] = field(default_factory=list)
-    documents: dict[int, set[tuple[str, str]]] = field(default_factory=dict)
+    documents: dict[int, dict[tuple[str, str], int]] = field(default_factory=dict)
     existing_applicants: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -164,14 +164,17 @@ class UnitOfWork:
         )
         return {sha: (size, media) for sha, size, media in rows}
 
-    def case_documents(self, case_id: int) -> set[tuple[str, str]]:
-        """(slot, sha256) of every document on a case, including those this unit attaches."""
+    def case_documents(self, case_id: int) -> dict[tuple[str, str], int]:
+        """(slot, sha256) → the event that attached it, for every document on a case,
+        including those this unit attaches."""
         if case_id not in self.documents:
             table = CaseDocument.__table__  # type: ignore[attr-defined]
             self.documents[case_id] = {
-                (slot, sha)
-                for slot, sha in self.s.execute(
-                    select(table.c.slot, table.c.sha256).where(table.c.case_id == case_id)
+                (slot, sha): seq
+                for slot, sha, seq in self.s.execute(
+                    select(table.c.slot, table.c.sha256, table.c.event_seq).where(
+                        table.c.case_id == case_id
+                    )
                 )
             }
         return self.documents[case_id]
@@ -190,7 +193,7 @@ class UnitOfWork:
         """A case this unit has just inserted: it has no tasks and no events yet."""
         self.cases[case.id] = case
         self.owners[case.id] = owner
-        self.documents[case.id] = set()
+        self.documents[case.id] = {}
         self.tasks[case.id] = []
         self.last_seq[case.id] = 0
 

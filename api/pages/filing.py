@@ -146,7 +146,7 @@ def _context(
         "rows_of": lambda name, f: row_count(values, name, f),
         "errors": errors or {},
         "doc_errors": doc_errors or {},
-        "labels": _labels(fields),
+        "labels": _ErrorLabels(_labels(fields)),
         "slot_labels": {s.slot: s.label for s in slots},
         "slots": slots,
         "missing": {s.slot for s in slots if s.required_for(facts)},
@@ -154,6 +154,22 @@ def _context(
         "draft": draft,
         "max_mb": engine.settings.document_max_mb,
     }
+
+
+class _ErrorLabels(dict[str, str]):
+    """A field's label by its posted name: `loans.0.principal` → 贷款 · 第1项 · 贷款本金."""
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        parts = name.split(".")
+        plain = ".".join(p for p in parts if not p.isdigit())
+        label = super().get(plain)
+        if label is None:
+            return default
+        rows = [f"第{int(p) + 1}项" for p in parts if p.isdigit()]
+        if rows:
+            head, _, tail = label.rpartition(" · ")
+            return f"{head} · {' · '.join(rows)} · {tail}" if head else f"{label}（{rows[0]}）"
+        return label
 
 
 def _labels(fields: tuple[FormField, ...], prefix: str = "") -> dict[str, str]:

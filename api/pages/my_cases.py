@@ -137,10 +137,12 @@ def my_case(
             for s in missing_slots(edition, case.case_type, case.facts, {d.slot for d in documents})
         ],
         ended=case.state in FINAL_STATES,
+        undecided=bool(spec_for(case.case_type).machine.rows_from("withdraw", case.state)),
         fields=fields,
         values=values,
         errors={},
         rows_of=lambda name, f: row_count(values, name, f),
+        row_buttons=False,  # a correction keeps the rows it has (the answer is one form)
         max_mb=engine.settings.document_max_mb,
     )
 

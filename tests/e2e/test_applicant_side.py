@@ -191,6 +191,17 @@ def test_a_request_names_document_slots_and_the_answer_must_bring_them(
     [req] = requests_of(engine, r.case_id)
     assert req.status == "answered" and case(engine, r.case_id).state == "under_review"
     assert [d.slot for d in documents_of(engine, r.case_id)] == ["interest_vouchers"]
+    # asked again for the same slot: the voucher already there does not answer it
+    more_info(engine, r.case_id, slots=["interest_vouchers"])
+    with pytest.raises(TransitionRefused):
+        engine.fire(
+            r.case_id, "supply_info", actor=applicant,
+            payload={"documents": [ref("interest_vouchers", voucher)]},  # the same file again
+        )  # fmt: skip
+    second = stored(engine, tmp_path, "guarantee.jpg")
+    engine.fire(r.case_id, "supply_info", actor=applicant,
+                payload={"documents": [ref("interest_vouchers", second)]})  # fmt: skip
+    assert [q.status for q in requests_of(engine, r.case_id)] == ["answered", "answered"]
 
 
 def notices(engine: CaseEngine, case_id: int) -> list[Notice]:
