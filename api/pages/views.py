@@ -269,7 +269,24 @@ def case_page(request: Request, case_no: str, session: Staff, engine: EngineDep)
             for s in missing_slots(edition, case.case_type, case.facts, {d.slot for d in documents})
         ],
         open_requests=open_requests_text(engine, case),
+        backing=backing_documents(edition, case.case_type, detail.checks, documents),
     )
+
+
+def backing_documents(
+    edition: Any, case_type: str, checks: list[dict[str, Any]], documents: list[Any]
+) -> dict[str, list[Any]]:
+    """For each check, the documents of the slots that cite its clause (what backs it)."""
+    by_slot: dict[str, list[Any]] = {}
+    for d in documents:
+        by_slot.setdefault(d.slot, []).append(d)
+    out: dict[str, list[Any]] = {}
+    for check in checks:
+        clause = str(check.get("clause") or "")
+        for slot in edition.slots_for(case_type):
+            if clause and (slot.clause in clause or clause in slot.clause):
+                out.setdefault(str(check["code"]), []).extend(by_slot.get(slot.slot, []))
+    return out
 
 
 def open_requests_text(engine: CaseEngine, case: Any) -> list[str]:

@@ -176,6 +176,8 @@ def test_an_applicant_files_answers_and_is_told_by_mail(
     reviewer.wait_for_url("**/bureau/tasks")
     reviewer.click(f"text={case_no}")
     assert reviewer.locator("#documents tbody tr").count() == 2
+    backed = reviewer.locator("td.backing").all_inner_texts()
+    assert any("贷款合同：loan-contract.pdf" in x for x in backed)  # the check it backs shows it
     assert reviewer.locator("#documents").inner_text().count("PDF") == 0  # labels, not codes
     with reviewer.expect_popup() as popup:
         reviewer.click("#documents a >> nth=0")

@@ -169,9 +169,12 @@ def test_errors_are_shown_by_the_field_in_chinese_and_nothing_is_filed(
             "loans.0.principal": ["12000000"],
             "applicant.uscc": ["91110101MA00JR107G"],
         }
+        pdf = (UPLOADS / "loan-contract.pdf").read_bytes()
+        named = ('<img src=x onerror="alert(1)">\r\n.pdf', pdf, "text/html")
         h = c.post("/apply/loan_subsidy", data=as_form([*posted[:2], *flat(hostile)]),
-                   files=files_for("loan_subsidy", data))  # fmt: skip
+                   files=[("file.loan_contracts", named)])  # fmt: skip
         assert "<script>alert(1)</script>" not in h.text and "&lt;script&gt;" in h.text
+        assert "<img src=x" not in h.text and "&lt;img src=x" in h.text  # a file's name, escaped
         forged = c.post(
             "/apply/loan_subsidy",
             data=as_form([("csrf_token", "forged"), ("_action", "confirm"), *flat(hostile)]),
