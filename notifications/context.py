@@ -161,12 +161,14 @@ def remedy(inp: NoticeInput, issuer: Route | None) -> dict[str, Any]:
             "contacts": contacts_text(inp.assessment, issuer),
         }
     n = inp.edition.notices
+    decider = inp.edition.bureau(issuer.bureau_code if issuer else "district_government")
+    where = n.remedies[decider.level]  # an act of 区政府 is not challenged before 区政府
     return {
         "kind": "administrative",
         "days_zh": number_zh(n.reconsideration_days.value),
         "months_zh": number_zh(n.lawsuit_months.value),
-        "body": n.reconsideration_body,
-        "court": n.court,
+        "body": where.reconsideration_body,
+        "court": where.court,
     }
 
 

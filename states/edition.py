@@ -69,10 +69,18 @@ class Section(Frozen):
     contacts: list[Contact] = Field(default_factory=list)
 
 
+AuthorityLevel = Literal["department", "government"]
+
+
 class Bureau(Frozen):
     code: str
     name: str
     doc_prefix: str = Field(description="issuer code of document numbers (PROPOSAL)")
+    level: AuthorityLevel = Field(
+        default="department",
+        description="a district government department, or the district government itself: "
+        "which body hears a reconsideration of its acts follows from it",
+    )
     sections: list[Section]
 
 
@@ -99,13 +107,22 @@ OwnerCategory = Literal[
 ]
 
 
+class Remedy(Frozen):
+    """Where an act of an authority of one level is challenged, and the law that says so."""
+
+    reconsideration_body: str
+    court: str
+    basis: Basis = Basis.LAW
+    clause: str
+
+
 class NoticeParams(Frozen):
-    """What a decision notice must tell: the remedy periods (statutory) and bodies."""
+    """What a decision notice must tell: the remedy periods (statutory) and, per level of the
+    deciding authority, the bodies."""
 
     reconsideration_days: Sourced[int]
     lawsuit_months: Sourced[int]
-    reconsideration_body: str
-    court: str
+    remedies: dict[AuthorityLevel, Remedy]
     correction_consequence: str
     deferred_consequence: str
     more_info_consequence: str
@@ -278,6 +295,9 @@ class Edition(Frozen):
             raise ValueError("settings.loan_interest_rate must be in (0, interest_ceiling_rate]")
         for ref in self.section_refs():
             self.section(ref)  # raises on a dangling reference
+        missing = {b.level for b in self.bureaus} - set(self.notices.remedies)
+        if missing:
+            raise ValueError(f"notices.remedies: no remedy for authorities of level {missing}")
         for case_type, slots in self.documents.items():
             if case_type not in {t.value for t in CaseType}:
                 raise ValueError(f"documents: no application type {case_type!r}")

@@ -529,3 +529,21 @@ def test_an_unconfigured_channel_waits_without_incident_then_delivers(
         assert s.exec(select(Incident)).all() == []
         attempts = s.exec(select(NoticeDelivery)).all()
     assert {d.status for d in attempts} == {"delivered"}
+
+
+def test_the_remedy_follows_the_deciding_authority(engine: CaseEngine) -> None:
+    """区政府 decides the park and building subsidies: a reconsideration of its act goes to
+    北京市人民政府 and a suit to 北京市第四中级人民法院, never to 区政府 itself; a bureau's act
+    (区金融办) goes to 北京市东城区人民政府."""
+    [park] = submit(engine, S.application("RENT-08"))
+    decide(engine, park.case_id, approve=True)
+    [loan] = submit(engine, S.application("LOAN-01"))
+    decide(engine, loan.case_id, approve=True)
+    park_text = one(engine, park.case_id, "decision_partial").body_text
+    loan_text = one(engine, loan.case_id, "decision_granted").body_text
+    assert "六十日内向北京市人民政府申请行政复议" in park_text
+    assert "依法向北京市第四中级人民法院提起行政诉讼" in park_text
+    assert "北京市东城区人民政府申请行政复议" not in park_text
+    assert park_text.splitlines()[0] == "区政府"  # the issuer is the district government
+    assert "六十日内向北京市东城区人民政府申请行政复议" in loan_text
+    assert "北京市第四中级人民法院" not in loan_text
