@@ -68,13 +68,32 @@ def park(reduced: str = "100000", **prop: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- loans
+def reasons(a: Any) -> dict[str, tuple[str, str]]:
+    return {c.code: (c.reason_zh, c.reason_en) for c in a.checks}
+
+
 def test_a_loan_within_every_rule_is_granted_with_both_parts() -> None:
     a = judged(loan())
     assert a.decision == Decision.GRANTED and failed(a) == []
+    assert a.needs_confirmation and a.pays_out  # 区金融办 confirms; 区财政局 pays
+    assert [c.code for c in a.checks] == [
+        "window", "applicant.sme", "loans.district_in_year", "loans.cumulative_threshold",
+        "no_double_benefit",
+    ]  # fmt: skip
+    said = reasons(a)
+    assert said["applicant.sme"] == ("申请人为中小微企业", "medium, small or micro enterprise")
+    assert said["loans.district_in_year"] == (
+        "2022年通过驻区金融机构获得贷款2笔",
+        "2 loans from district institutions in 2022",
+    )
+    assert said["loans.cumulative_threshold"] == (
+        "累计贷款金额20000000.00元，未超过20000000.00元（含）",
+        "cumulative 20000000.00 ≤ 20000000.00 (inclusive)",
+    )
     amounts = {c.code: c.ceiling for c in a.components}
     assert amounts == {"interest_subsidy": Decimal("240000.00"),
                        "guarantee_subsidy": Decimal("100000.00")}  # fmt: skip
-    assert a.amount == Decimal("340000.00")
+    assert a.amount == a.claimed == Decimal("340000.00")
 
 
 @pytest.mark.parametrize(
@@ -95,6 +114,18 @@ def test_each_loan_check_alone_refuses(changes: dict[str, Any], check: str) -> N
     assert a.decision == Decision.REFUSED
     assert failed(a) == [check]  # that check, and no other
     assert a.amount == Decimal("0.00")
+    if check in FAILED_REASONS:
+        assert reasons(a)[check] == FAILED_REASONS[check]
+
+
+FAILED_REASONS = {
+    "applicant.sme": ("仅中小微企业可以申请（个体工商户、大型企业不适用）",
+                      "only SMEs are eligible"),
+    "loans.district_in_year": ("无2022年通过驻区金融机构获得的贷款",
+                               "no 2022 loans from district institutions"),
+    "loans.cumulative_threshold": ("累计贷款金额20000000.01元，超过20000000.00元（含）的限额",
+                                   "cumulative 20000000.01 is above 20000000.00"),
+}  # fmt: skip
 
 
 def test_the_threshold_is_inclusive_and_counts_only_district_loans_of_the_year() -> None:
@@ -111,6 +142,10 @@ def test_the_threshold_is_inclusive_and_counts_only_district_loans_of_the_year()
 def test_a_loan_without_a_guarantee_fee_opens_no_guarantee_review() -> None:
     with_fee = judged(loan())
     without = judged(loan(guarantee_fee_paid=0))
+    a_fen = judged(loan(guarantee_fee_paid="0.01"))
+    assert [r.bureau_code for r in a_fen.routes if r.kind == "review"] == [
+        "finance_office", "sasac"
+    ]  # fmt: skip
     reviews = lambda a: [r.bureau_code for r in a.routes if r.kind == "review"]  # noqa: E731
     assert reviews(with_fee) == ["finance_office", "sasac"]
     assert reviews(without) == ["finance_office"]
@@ -137,6 +172,10 @@ def test_a_7号_register_entry_refuses_the_loan_and_the_building() -> None:
     assert a.decision == Decision.REFUSED and "no_double_benefit" in failed(a)
     other = Prior7Entry(PARK_USCC, "loan_subsidy", None, date(2021, 1, 1), date(2021, 12, 31))
     assert judged(loan(), register=[other]).decision == Decision.GRANTED
+    new_year = Prior7Entry(PARK_USCC, "loan_subsidy", None, date(2021, 7, 1), date(2022, 1, 1))
+    assert judged(loan(), register=[new_year]).decision == Decision.REFUSED  # one day is enough
+    eve = Prior7Entry(PARK_USCC, "loan_subsidy", None, date(2022, 12, 31), date(2023, 3, 1))
+    assert judged(loan(), register=[eve]).decision == Decision.REFUSED
     key = "park_cap:commercial_building:东城示例大厦"
     park_entry = Prior7Entry(PARK_USCC, "park_rent_subsidy", key, *year)
     b = judged(building(), register=[park_entry])
@@ -242,3 +281,43 @@ def test_zero_and_negative_working_days() -> None:
     assert working_days_between(date(2022, 7, 18), friday) == 0  # backwards: none
     assert working_days_between(friday, date(2022, 7, 18)) == 1  # the weekend does not count
     assert working_days_between(date(2022, 9, 30), date(2022, 10, 8)) == 1  # 国庆, 调休 10-08
+
+
+def test_the_park_and_building_reasons_say_what_was_found() -> None:
+    b, p, out = judged(building()), judged(park()), judged(building(state_owned=True))
+    assert reasons(b)["property.scope"] == (
+        "房屋属于中关村东城园范围内的非国有产权商务楼宇",
+        "the property is a non-state commercial building inside 中关村东城园",
+    )
+    assert reasons(p)["property.scope"] == (
+        "房屋属于东城区非国有产权的市级文化产业园区",
+        "the property is a non-state municipal cultural park",
+    )
+    assert reasons(out)["property.scope"] == (
+        "仅东城区非国有产权的市级文化产业园区、中关村东城园范围内的非国有产权商务楼宇适用",
+        "only non-state municipal cultural parks in Dongcheng or non-state buildings inside "
+        "中关村东城园 qualify",
+    )
+    assert reasons(b)["cap.per_property"] == (
+        "按30%计30000.00元，本园区/楼宇累计上限1000000.00元，已获0.00元，尚可补贴1000000.00元",
+        "30% gives 30000.00; cap 1000000.00, already granted 0.00, remaining 1000000.00",
+    )
+    assert reasons(b)["tenants.industrial_direction"][0] == (
+        "减免对象须为符合区域产业发展方向的文化、科技等小微企业，由确认单位核实"
+    )  # what the confirming unit checks, said on the decision
+    assert [c.code for c in b.checks] == [
+        "window", "property.scope", "tenants.industrial_direction", "no_double_benefit",
+        "cap.per_property",
+    ]  # fmt: skip
+    assert b.needs_confirmation and b.pays_out and b.claimed == Decimal("30000.00")
+    assert b.effect == {"gross": "30000.00", "cap_remaining_after": "970000.00"}
+    assert b.subject_key == "park_cap:commercial_building:东城示例大厦"
+    [component] = b.components
+    assert (component.cap_key, component.cap_limit, component.cap_opening) == (
+        "park_cap:commercial_building:东城示例大厦", Decimal("1000000.00"), Decimal("0.00")
+    )  # fmt: skip
+    assert component.partial_when_capped
+    assert out.amount == Decimal("0.00") and out.claimed == Decimal("30000.00")
+    nameless = building()
+    del nameless["applicant"]["property"]["property_id"]
+    assert judged(nameless).subject_key == f"park_cap:commercial_building:{PARK_USCC}"
