@@ -48,6 +48,7 @@ MODULES = [
 RULE_TESTS = [  # the fast ones first: a killed mutant stops at its first failure
     "tests/unit/test_check_goldens.py",
     "tests/unit/test_rule_checks.py",
+    "tests/unit/test_grants.py",
     "tests/unit/test_estimate_scenarios.py",
     "tests/unit/test_cap_properties.py",
     "tests/unit/test_money.py",
