@@ -280,6 +280,8 @@ def test_zero_and_negative_working_days() -> None:
     assert working_days_between(friday, friday) == 0
     assert working_days_between(date(2022, 7, 18), friday) == 0  # backwards: none
     assert working_days_between(friday, date(2022, 7, 18)) == 1  # the weekend does not count
+    assert working_days_between(date(2022, 7, 18), date(2022, 7, 19)) == 1  # Mon → Tue
+    assert working_days_between(date(2022, 7, 18), date(2022, 7, 22)) == 4
     assert working_days_between(date(2022, 9, 30), date(2022, 10, 8)) == 1  # 国庆, 调休 10-08
 
 
