@@ -200,6 +200,9 @@ def test_a_building_with_an_earlier_subsidy_gets_only_what_remains() -> None:
     data["prior_subsidy_for_this_property"] = "900000"
     a = judged(data)
     assert a.decision == Decision.PARTIALLY_GRANTED and a.amount == Decimal("100000.00")
+    data["prior_subsidy_for_this_property"] = "999999.50"
+    crumbs = judged(data)  # fifty fen left: granted, as far as it goes
+    assert crumbs.decision == Decision.PARTIALLY_GRANTED and crumbs.amount == Decimal("0.50")
     data["prior_subsidy_for_this_property"] = "1000000"
     full = judged(data)
     assert full.decision == Decision.REFUSED and "cap.per_property" in failed(full)
