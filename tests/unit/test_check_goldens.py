@@ -43,6 +43,7 @@ def record(sid: str) -> list[dict[str, Any]]:
                     "zh": c.reason_zh,
                     "en": c.reason_en,
                     "clause": c.clause,
+                    "basis": c.basis.value,
                 }
                 for c in a.checks
             ],

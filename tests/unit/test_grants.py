@@ -67,6 +67,12 @@ def test_an_uncut_grant_is_not_capped_and_nothing_wanted_reads_no_account() -> N
     assert none.parts == {"interest": D("1000.00"), "guarantee": D("0.00")} and none.caps == []
 
 
+def test_even_a_fraction_of_a_yuan_is_checked_against_the_cap() -> None:
+    spent = Account(D("100000"), D("0"), D("100000"))
+    plan = plan_grant(assessment(GUARANTEE), "0.50", lambda c: spent)
+    assert plan.parts == {"guarantee": D("0.00")} and plan.capped
+
+
 def test_an_overdrawn_account_grants_nothing_never_a_negative_amount() -> None:
     spent = Account(D("100000"), D("60000"), D("60000"))  # opening and grants over the limit
     plan = plan_grant(assessment(GUARANTEE), None, lambda c: spent)
