@@ -6,8 +6,6 @@ that into the outbox row: number, title, text, HTML and its hash, rendered once.
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine
@@ -18,6 +16,7 @@ from notifications.context import NoticeInput, issuer_route
 from notifications.context import build as build_context
 from notifications.doc_numbers import doc_number
 from notifications.render import render_notice
+from states.case_run import jsonable
 from states.edition import edition_by_id
 from states.engine import CaseEngine
 from states.lifecycle import BUREAU_NOTICES, UNNUMBERED_NOTICES
@@ -95,18 +94,6 @@ class NoticeWriter:
             body_html=rendered.html,
             content_hash=rendered.content_hash,
         )
-
-
-def jsonable(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): jsonable(v) for k, v in node.items()}
-    if isinstance(node, list | tuple):
-        return [jsonable(v) for v in node]
-    if isinstance(node, Decimal):
-        return str(node)
-    if isinstance(node, date):
-        return node.isoformat()
-    return node
 
 
 def engine_with_notices(
