@@ -14,6 +14,7 @@ import typer
 
 from cli import help_format, render
 from cli.cluster_commands import deploy, worker
+from cli.edition_commands import edition_app
 from cli.flow_commands import flow_app
 from models.settings import get_settings
 from states.labels import DECISION_ZH, state_zh
@@ -45,6 +46,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(flow_app, name="flow")
 account_app = typer.Typer(help="Accounts: operators, reviewers, applicants.", no_args_is_help=True)
 app.add_typer(account_app, name="account")
+app.add_typer(edition_app, name="edition")
 app.command()(deploy)
 app.command()(worker)
 
