@@ -236,3 +236,17 @@ def test_contact_details_changed_on_the_page_reach_the_next_notice(site: dict[st
     with Session(engine.db) as s:
         receipts = s.exec(select(NoticeDelivery)).all()
     assert all(d.status == "delivered" for d in receipts)
+
+
+def test_registration_without_a_mail_or_sms_channel_says_so(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(database_url=sqlite_url, now=FIXED_NOW, smtp_host=None,
+                        document_store=str(tmp_path / "docs"))  # fmt: skip
+    with LiveServer(create_app(settings)) as server:
+        with httpx.Client(base_url=server.url, follow_redirects=False) as c:
+            r = register(c)
+    assert r.status_code == 422 and "尚未配置可用的邮件或短信通道" in r.text
+    with Session(make_case_engine(sqlite_url).db) as s:
+        account = s.exec(select(Account).where(col(Account.username) == USCC)).one()
+    assert not account.active  # pending; the next registration for the USCC replaces it
