@@ -239,9 +239,19 @@ class Stepper:
     def reply_deadline(self, payload: dict[str, Any]) -> date:
         """The deadline a 补正 / 容缺 / 补充 notice prints: as given, else N working days."""
         given = payload.get("deadline")
-        if given:
-            return date.fromisoformat(str(given))
-        return add_working_days(self.today, self.settings.applicant_reply_working_days)
+        if not given:
+            return add_working_days(self.today, self.settings.applicant_reply_working_days)
+        try:
+            deadline = date.fromisoformat(str(given)[:10])
+        except ValueError:
+            deadline = None
+        if deadline is None or deadline < self.today:
+            raise InvalidApplication(
+                [FieldError("deadline", "deadline.invalid",
+                            "期限应为不早于今天的日期（YYYY-MM-DD）",
+                            "the deadline must be a date (YYYY-MM-DD), not before today")]
+            )  # fmt: skip
+        return deadline
 
     def filed(
         self,

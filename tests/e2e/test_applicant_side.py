@@ -160,6 +160,11 @@ def test_a_request_names_document_slots_and_the_answer_must_bring_them(
     with pytest.raises(InvalidApplication) as bad:
         more_info(engine, r.case_id, slots=["no_such_slot"])
     assert bad.value.errors[0].field == "slots.0"
+    for deadline in ("2023-13-45", "yesterday", "2022-12-29"):  # malformed, or already past
+        with pytest.raises(InvalidApplication) as late:
+            more_info(engine, r.case_id, items=["x"], deadline=deadline)
+        assert late.value.errors[0].field == "deadline"
+    assert case(engine, r.case_id).state == "under_review"  # nothing written
     more_info(engine, r.case_id, slots=["interest_vouchers"], deadline="2023-01-13")
     [req] = requests_of(engine, r.case_id)
     assert (req.kind, req.slots, req.items, req.status) == (
