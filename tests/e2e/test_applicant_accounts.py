@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from api.main import create_app
 from models.settings import Settings
-from models.tables import Account, ApplicantEvent, Notice, NoticeDelivery
+from models.tables import Account, ApplicantEvent, Case, CaseDocument, Notice, NoticeDelivery
 from notifications.delivery import deliver
 
 USCC = "91110101MA00JR107G"  # LOAN-01's applicant
@@ -219,6 +219,29 @@ def test_contact_details_changed_on_the_page_reach_the_next_notice(site: dict[st
         # another applicant's case does not exist for this one
         [theirs] = submit(engine, S.application("CRED-01"))
         assert c.get(f"/my/cases/{theirs.case_no}").status_code == 404
+        # nor can it be answered, added to or withdrawn by this one
+        with Session(engine.db) as s:
+            version = s.exec(select(Case.version).where(col(Case.id) == theirs.case_id)).one()
+        page = c.get(f"/my/cases/{made.case_no}").text
+        pdf = (Path(__file__).parents[1] / "data" / "uploads" / "loan-contract.pdf").read_bytes()
+        c.post(
+            f"/my/cases/{theirs.case_no}/answer",
+            data={"csrf_token": csrf_of(page)},
+            files=[("file.penalty_decision", ("a.pdf", pdf, "application/pdf"))],
+        )
+        c.post(f"/my/cases/{theirs.case_no}/withdraw", data={"csrf_token": csrf_of(page)})
+        with Session(engine.db) as s:
+            foreign = s.exec(select(Case).where(col(Case.id) == theirs.case_id)).one()
+            docs = s.exec(
+                select(CaseDocument).where(col(CaseDocument.case_id) == theirs.case_id)
+            ).all()
+        assert foreign.state != "withdrawn" and foreign.version == version and docs == []
+        assert (
+            c.post(
+                "/my/cases/DC-2022-999999/answer", data={"csrf_token": csrf_of(page)}
+            ).status_code
+            == 404
+        )
         assert c.get(f"/my/cases/{made.case_no}").status_code == 200
         assert c.get("/my/cases/" + "%00" * 5).status_code in (400, 404)
     reviewer = staff.holder(engine, made.case_id, "review", n=1)
