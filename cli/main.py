@@ -235,7 +235,7 @@ def estimate(
     if as_json:
         out = {
             "ok": True,
-            "type": application.type.value,
+            "type": str(application.type),
             "filed_on": filed_on.isoformat(),
             "decision": overall,
             "total": str(total),
@@ -254,14 +254,11 @@ def estimate(
 @app.command()
 def schema(case_type: Annotated[str, typer.Argument(help="application type")]) -> None:
     """Print the JSON schema of one application type."""
-    from models.applications import CaseType
     from models.input_errors import FieldError
-    from states.catalog import json_schema
+    from states.catalog import catalog, json_schema
 
-    try:
-        ct = CaseType(case_type)
-    except ValueError:
-        choices = ", ".join(t.value for t in CaseType)
+    if case_type not in catalog():
+        choices = ", ".join(catalog())
         _fail_input(
             [
                 FieldError(
@@ -273,7 +270,7 @@ def schema(case_type: Annotated[str, typer.Argument(help="application type")]) -
             ]
         )
         return
-    typer.echo(json.dumps(json_schema(ct.value), ensure_ascii=False, indent=2))
+    typer.echo(json.dumps(json_schema(case_type), ensure_ascii=False, indent=2))
 
 
 @app.command()

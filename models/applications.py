@@ -7,6 +7,7 @@ here. Money fields take numbers or numeric strings and become Decimal; floats ar
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -501,6 +502,47 @@ SCHEMAS: dict[CaseType, type[Application]] = {
     CaseType.LICENCE_EXTENSION: LicenceExtensionApplication,
     CaseType.LOAN_SUBSIDY: LoanSubsidyApplication,
 }
+
+
+# ---------------------------------------------------------------- configured types
+class ConfiguredApplication(Application):
+    """An application of a type declared in the policy edition (states/configured_types.py):
+    the applicant and the declared facts, flat beside it."""
+
+    type: str  # type: ignore[assignment]  # the declared code, not a core CaseType
+    applicant: Party
+
+
+ConfiguredSchemas = Callable[[], Mapping[str, type[Application]]]
+_configured_sources: list[ConfiguredSchemas] = []
+
+
+def provide_configured_schemas(source: ConfiguredSchemas) -> None:
+    """The catalog (states/, above this layer) tells the parser where configured types live."""
+    if source not in _configured_sources:
+        _configured_sources.append(source)
+
+
+def configured_schemas() -> dict[str, type[Application]]:
+    out: dict[str, type[Application]] = {}
+    for source in _configured_sources:
+        out.update(source())
+    return out
+
+
+def schema_for(case_type: str) -> type[Application] | None:
+    """The schema of a core or configured type; None for a code no edition carries."""
+    if case_type in CORE_TYPES:
+        return SCHEMAS[CaseType(case_type)]
+    return configured_schemas().get(case_type)
+
+
+def type_codes() -> list[str]:
+    """Every type an application may name: core, then configured."""
+    return [*(t.value for t in CaseType), *(c for c in configured_schemas() if c not in CORE_TYPES)]
+
+
+CORE_TYPES = frozenset(t.value for t in CaseType)
 
 
 def applicant_of(app: Application) -> Party:

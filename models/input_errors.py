@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from models.applications import APPLICATION_ADAPTER, Application, CaseType
+from models.applications import APPLICATION_ADAPTER, CORE_TYPES, Application, schema_for, type_codes
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,9 @@ class InvalidApplication(ValueError):
         super().__init__("; ".join(f"{e.field}: {e.message_zh}" for e in errors))
 
 
-TYPE_CHOICES = "、".join(t.value for t in CaseType)
+def type_choices() -> str:
+    return "、".join(type_codes())
+
 
 _ZH: dict[str, str] = {
     "missing": "缺少必填字段",
@@ -70,7 +72,6 @@ _ZH: dict[str, str] = {
     "model_type": "须为对象（JSON对象）",
     "model_attributes_type": "须为对象（JSON对象）",
     "dict_type": "须为对象（JSON对象）",
-    "union_tag_not_found": f"缺少申请类型（type），可选：{TYPE_CHOICES}",
 }
 
 
@@ -86,7 +87,9 @@ def _zh_message(err: Any) -> str:
     if kind in ("literal_error", "enum"):
         return f"取值无效，可选：{ctx.get('expected', '')}"
     if kind == "union_tag_invalid":
-        return f"未知的申请类型“{ctx.get('tag')}”，可选：{TYPE_CHOICES}"
+        return f"未知的申请类型“{ctx.get('tag')}”，可选：{type_choices()}"
+    if kind == "union_tag_not_found":
+        return f"缺少申请类型（type），可选：{type_choices()}"
     if kind in _ZH:
         return _ZH[kind]
     if "en" in ctx:  # our own PydanticCustomError: the message is already Chinese
@@ -101,7 +104,7 @@ def _en_message(err: Any) -> str:
 
 def _field(loc: tuple[Any, ...]) -> str:
     parts = list(loc)
-    if parts and parts[0] in {t.value for t in CaseType}:
+    if parts and parts[0] in CORE_TYPES:
         parts = parts[1:]  # the union's tag, not a field of the input
     if parts and parts[-1] in ("function-after", "function-before"):
         parts = parts[:-1]
@@ -125,8 +128,13 @@ def parse_application(data: Any, *, today: date) -> Application:
         raise InvalidApplication(
             [FieldError("(申请书)", "model_type", "申请书须为JSON对象", "must be a JSON object")]
         )
+    tag = data.get("type")
+    schema = schema_for(tag) if isinstance(tag, str) and tag not in CORE_TYPES else None
     try:
-        app: Application = APPLICATION_ADAPTER.validate_python(data)
+        if schema is not None:  # a configured type: its own model, no union to dispatch
+            app: Application = schema.model_validate(data)
+        else:
+            app = APPLICATION_ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise InvalidApplication(describe(exc)) from None
     if app.application_date is not None and app.application_date > today:

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         default="relief-documents",
         description="Directory of uploaded documents, stored by sha256 (models/document_store.py).",
     )
+    editions_dir: Path | None = Field(
+        default=None,
+        description="A directory of the district's own policy editions (YAML and source text), "
+        "loaded beside the shipped ones (states/editions/); docs/editions.md says how to write "
+        "one. Read at start: restart the service after adding a file.",
+    )
     document_max_mb: int = Field(
         default=10, ge=1, le=200, description="Largest document an applicant may upload, in MB."
     )

@@ -262,6 +262,22 @@ class CreditExemptionRecord(SQLModel, table=True):
     at: datetime = Field(sa_type=AwareDateTime)
 
 
+class MeasureEffectRecord(SQLModel, table=True):
+    """措施效果登记 — what an approved configured type does instead of paying (a deferral, a
+    referral to the deciding body, a service), for the unit that carries it out."""
+
+    __tablename__ = "measure_effect_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="relief_case.id", unique=True)
+    case_type: str = Field(max_length=40, index=True)
+    subject: str = Field(max_length=40)
+    effect: str = Field(max_length=60)
+    referred_to: str = Field(default="", max_length=200)
+    statement: str = Field(max_length=2000)
+    at: datetime = Field(sa_type=AwareDateTime)
+
+
 class PayoutAttempt(SQLModel, table=True):
     """拨付台账 — one row per attempt to pay, written before the treasury is called."""
 

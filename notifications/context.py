@@ -163,6 +163,8 @@ def remedy(inp: NoticeInput, issuer: Route | None) -> dict[str, Any]:
     n = inp.edition.notices
     decider = inp.edition.bureau(issuer.bureau_code if issuer else "district_government")
     where = n.remedies[decider.level]  # an act of 区政府 is not challenged before 区政府
+    if not where.administrative:  # 区总工会 makes no administrative act
+        return {"kind": "objection", "text": where.objection_zh}
     return {
         "kind": "administrative",
         "days_zh": number_zh(n.reconsideration_days.value),
@@ -178,7 +180,7 @@ def build(inp: NoticeInput) -> dict[str, Any]:
     issuer = issuer_route(inp.kind, a)
     label, ident = applicant_label(inp.facts)
     granted = inp.granted if inp.granted is not None else a.amount
-    measure = getattr(e, inp.case_type).measure  # edition sections are named by case type
+    measure = e.measure_of(inp.case_type)
     clauses: list[str] = []
     for clause in [c.clause for c in a.checks] + [c.clause for c in a.components]:
         if clause not in clauses:
@@ -229,11 +231,15 @@ def build(inp: NoticeInput) -> dict[str, Any]:
             if effect.get("original_expiry")
             else None,
             "green_channel": effect.get("green_channel"),
+            "statement": effect.get("statement", ""),
+            "referred_to": effect.get("referred_to", ""),
         },
         "licence": {
             "type_label": LICENCE_TYPES.get(licence.get("type", ""), ""),
             "licence_no": licence.get("licence_no") or "",
-            "days_after_lift": e.licence_extension.days_after_lift.value,
+            "days_after_lift": e.licence_extension.days_after_lift.value
+            if e.licence_extension
+            else None,
         },
         "items": inp.items,
         "deadline": zh_date(inp.deadline),

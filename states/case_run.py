@@ -359,7 +359,7 @@ class Stepper:
         )
         assessment = assessments[0]
         if (
-            app.type.value != run.case.case_type
+            str(app.type) != run.case.case_type
             or party.identity != identity_in(run.case.facts)
             or len(assessments) != 1
             or assessment.subject_key != run.case.subject_key

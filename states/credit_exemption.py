@@ -11,7 +11,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from models.applications import ApplicantKind, CreditExemptionApplication
-from states.edition import Basis, Edition
+from states.edition import Basis, Edition, carried
 from states.lifecycle import EffectFacts, EffectOnlyMachine
 from states.rules import Assessment, Check, Decision, Prior7Entry, TaskKind, route, window_check
 
@@ -39,7 +39,7 @@ def assess(
     filed_on: date,
     register: list[Prior7Entry],
 ) -> list[Assessment]:
-    p = edition.credit_exemption
+    p = carried(edition.credit_exemption, "credit_exemption")
     pen = app.penalty
     checks: list[Check] = [window_check(edition, filed_on)]
     if app.applicant.kind == ApplicantKind.INDIVIDUAL_BUSINESS:

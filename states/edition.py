@@ -11,38 +11,18 @@ import functools
 import re
 from datetime import date
 from decimal import Decimal
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from models.applications import CaseType
+from states.configured_types import CheckSpec, ComponentSpec, ConfiguredType, EffectSpec, FactSpec
+from states.policy_terms import Basis, Frozen, Sourced
 
 EDITIONS_DIR = Path(__file__).parent / "editions"
 T = TypeVar("T")
-
-
-class Basis(StrEnum):
-    """依据 — how a parameter is grounded."""
-
-    DOC = "DOC"  # 文件明确规定
-    INTERP = "INTERP"  # 对文件措辞的解读
-    PROPOSAL = "PROPOSAL"  # 文件未规定，采用默认做法
-    LAW = "LAW"  # 法律法规（文件之外）
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Sourced(Frozen, Generic[T]):
-    """A parameter value with the clause it comes from."""
-
-    value: T
-    basis: Basis = Basis.DOC
-    clause: str
 
 
 class Window(Frozen):
@@ -69,7 +49,7 @@ class Section(Frozen):
     contacts: list[Contact] = Field(default_factory=list)
 
 
-AuthorityLevel = Literal["department", "government"]
+AuthorityLevel = Literal["department", "government", "organisation"]
 
 
 class Bureau(Frozen):
@@ -108,12 +88,26 @@ OwnerCategory = Literal[
 
 
 class Remedy(Frozen):
-    """Where an act of an authority of one level is challenged, and the law that says so."""
+    """Where an act of an authority of one level is challenged, and the law that says so.
 
-    reconsideration_body: str
-    court: str
+    A body that is not an administrative organ (区总工会, a mass organisation) makes no
+    administrative act: its notices name no reconsideration body, only where an objection goes.
+    """
+
+    administrative: bool = True
+    reconsideration_body: str = ""
+    court: str = ""
+    objection_zh: str = ""
     basis: Basis = Basis.LAW
     clause: str
+
+    @model_validator(mode="after")
+    def _complete(self) -> Remedy:
+        if self.administrative and not (self.reconsideration_body and self.court):
+            raise ValueError("an administrative remedy names the reconsideration body and court")
+        if not self.administrative and not self.objection_zh:
+            raise ValueError("a non-administrative body says where an objection goes")
+        return self
 
 
 class NoticeParams(Frozen):
@@ -274,37 +268,71 @@ class Edition(Frozen):
     money: MoneyRule
     bureaus: list[Bureau]
     notices: NoticeParams
-    rent_state_property: RentStatePropertyParams
-    rent_incubator_subsidy: IncubatorSubsidyParams
-    rent_park_subsidy: ParkSubsidyParams
-    credit_exemption: CreditExemptionParams
-    licence_extension: LicenceExtensionParams
-    loan_subsidy: LoanSubsidyParams
+    rent_state_property: RentStatePropertyParams | None = None
+    rent_incubator_subsidy: IncubatorSubsidyParams | None = None
+    rent_park_subsidy: ParkSubsidyParams | None = None
+    credit_exemption: CreditExemptionParams | None = None
+    licence_extension: LicenceExtensionParams | None = None
+    loan_subsidy: LoanSubsidyParams | None = None
     documents: dict[str, list[DocumentSlot]] = Field(
         default_factory=dict, description="per application type: the documents it asks for"
     )
     field_clauses: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="per type: the clause the filing form shows by a field"
     )
+    configured_types: dict[str, ConfiguredType] = Field(
+        default_factory=dict,
+        description="measures declared wholly here (states/configured_types.py), by type code",
+    )
     settings: OpenPointSettings
 
     @model_validator(mode="after")
     def _checks(self) -> Edition:
         rate = self.settings.loan_interest_rate.value
-        if not Decimal(0) < rate <= self.loan_subsidy.interest_ceiling_rate.value:
+        if self.loan_subsidy and not (
+            Decimal(0) < rate <= self.loan_subsidy.interest_ceiling_rate.value
+        ):
             raise ValueError("settings.loan_interest_rate must be in (0, interest_ceiling_rate]")
+        core = {t.value for t in CaseType}
+        for code in self.configured_types:
+            if code in core or not re.match(r"^[a-z][a-z0-9_]{1,39}$", code):
+                raise ValueError(
+                    f"configured_types.{code}: a new lower_snake_case code, not a core type's"
+                )
         for ref in self.section_refs():
             self.section(ref)  # raises on a dangling reference
         missing = {b.level for b in self.bureaus} - set(self.notices.remedies)
         if missing:
             raise ValueError(f"notices.remedies: no remedy for authorities of level {missing}")
         for case_type, slots in self.documents.items():
-            if case_type not in {t.value for t in CaseType}:
+            if case_type not in self.type_codes():
                 raise ValueError(f"documents: no application type {case_type!r}")
             names = [s.slot for s in slots]
             if len(set(names)) != len(names):
                 raise ValueError(f"documents.{case_type}: a slot is named twice")
         return self
+
+    def core_types(self) -> list[str]:
+        """The types whose rules are Python (states/<type>.py): those with a section here."""
+        return [t.value for t in CaseType if getattr(self, t.value) is not None]
+
+    def type_codes(self) -> list[str]:
+        """Every application type this edition carries: core, then configured."""
+        return [*self.core_types(), *self.configured_types]
+
+    def measure_of(self, case_type: str) -> str:
+        """The measure number a type carries out (core sections and configured types alike)."""
+        declared = self.configured_types.get(case_type)
+        if declared is not None:
+            return declared.measure
+        section = getattr(self, case_type, None)
+        return str(section.measure) if section is not None else ""
+
+    def clauses_for_fields(self, case_type: str) -> dict[str, str]:
+        """The clause the filing form shows by each field of a type."""
+        declared = self.configured_types.get(case_type)
+        own = declared.field_clauses() if declared else {}
+        return {**own, **self.field_clauses.get(case_type, {})}
 
     def slots_for(self, case_type: str) -> list[DocumentSlot]:
         """The documents an application type asks for (none declared: none)."""
@@ -316,21 +344,23 @@ class Edition(Frozen):
     def section_refs(self) -> list[str]:
         """Every `bureau.section` reference the parameters use."""
         p = self
-        refs = [
-            *p.rent_state_property.supervisors.values(),
-            *p.rent_incubator_subsidy.confirming_units.values(),
-            p.rent_park_subsidy.park_unit,
-            p.rent_park_subsidy.building_unit,
-            p.rent_park_subsidy.building_cooperating_unit,
-            p.rent_park_subsidy.grant_authority,
-            p.credit_exemption.unit,
-            *p.licence_extension.units.values(),
-            p.loan_subsidy.review_unit,
-            p.loan_subsidy.guarantee_review_unit,
-            p.loan_subsidy.confirming_unit,
-            p.settings.municipal_state_property_unit.value,
-            p.settings.subsidy_payer.value,
-        ]
+        refs = [p.settings.municipal_state_property_unit.value, p.settings.subsidy_payer.value]
+        if p.rent_state_property:
+            refs += p.rent_state_property.supervisors.values()
+        if p.rent_incubator_subsidy:
+            refs += p.rent_incubator_subsidy.confirming_units.values()
+        if p.rent_park_subsidy:
+            r = p.rent_park_subsidy
+            refs += [r.park_unit, r.building_unit, r.building_cooperating_unit, r.grant_authority]
+        if p.credit_exemption:
+            refs.append(p.credit_exemption.unit)
+        if p.licence_extension:
+            refs += p.licence_extension.units.values()
+        if p.loan_subsidy:
+            ln = p.loan_subsidy
+            refs += [ln.review_unit, ln.guarantee_review_unit, ln.confirming_unit]
+        for declared in p.configured_types.values():
+            refs += declared.section_refs()
         return refs
 
     def bureau(self, code: str) -> Bureau:
@@ -355,8 +385,12 @@ class Edition(Frozen):
         found: list[str] = []
 
         def walk(node: Any, key: str = "") -> None:
-            if isinstance(node, DocumentSlot):
+            if isinstance(node, DocumentSlot | CheckSpec):
                 if node.basis in (Basis.DOC, Basis.INTERP):
+                    found.append(node.clause)
+                return
+            if isinstance(node, ComponentSpec | EffectSpec | FactSpec):
+                if node.clause:  # a configured type quotes the document, always verbatim
                     found.append(node.clause)
                 return
             if isinstance(node, Sourced | Window | NoDoubleBenefit):
@@ -384,6 +418,13 @@ class Edition(Frozen):
         return found
 
 
+def carried(part: T | None, name: str) -> T:
+    """A core type's section; the catalog never judges a type its edition does not carry."""
+    if part is None:
+        raise KeyError(f"the edition has no {name} section")
+    return part
+
+
 def _normalise(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
@@ -399,10 +440,27 @@ def load_edition(path: Path) -> Edition:
     return edition
 
 
+def edition_files() -> list[Path]:
+    """The shipped edition files, then those of RELIEF_EDITIONS_DIR (a district's own)."""
+    from models.settings import get_settings
+
+    files = sorted(EDITIONS_DIR.glob("*.yaml"))
+    extra = get_settings().editions_dir
+    if extra is not None:
+        if not extra.is_dir():
+            raise ValueError(f"RELIEF_EDITIONS_DIR: {extra} is not a directory")
+        files += sorted(extra.glob("*.yaml"))
+    return files
+
+
 @functools.cache
 def all_editions() -> tuple[Edition, ...]:
-    """Every edition shipped, oldest window first."""
-    editions = [load_edition(p) for p in sorted(EDITIONS_DIR.glob("*.yaml"))]
+    """Every edition, oldest window first; two editions with one id are refused."""
+    editions = [load_edition(p) for p in edition_files()]
+    ids = [e.id for e in editions]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ValueError(f"editions: the id {', '.join(twice)} is used by two files")
     return tuple(sorted(editions, key=lambda e: e.window.start))
 
 

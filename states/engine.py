@@ -411,7 +411,7 @@ class CaseEngine:
         uow.check_account(item.actor)
         party = applicant_of(app)
         authorize_filing(
-            item.actor, spec_for(app.type.value).machine.permit_for(trigger), party.identity,
+            item.actor, spec_for(str(app.type)).machine.permit_for(trigger), party.identity,
             trigger=trigger, backdated=item.receipt is not None,
         )  # fmt: skip
         filed_on = received_at.astimezone(uow.now.tzinfo).date()
@@ -438,7 +438,7 @@ class CaseEngine:
         now = self.clock.now()
         received_at = item.receipt.received_at if item.receipt else now
         return dict(
-            case_type=app.type.value,
+            case_type=str(app.type),
             state=CaseState.DRAFT.value,
             version=1,
             applicant_id=applicant_id,

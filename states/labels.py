@@ -61,6 +61,7 @@ NOTICE_ZH: dict[str, str] = {
     "decision_refused": "不予决定书",
     "payout": "资金拨付通知书",
     "extension": "有效期顺延告知书",
+    "referral": "移送告知书",
     "withdrawn": "撤回确认通知",
     "expired": "终止办理告知书",
     "reply_reminder": "材料补交期限提醒",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from base.civil_dates import add_days, add_months
 from models.applications import LicenceExtensionApplication
 from states.actors import Role
-from states.edition import Basis, Edition
+from states.edition import Basis, Edition, carried
 from states.lifecycle import (
     DECISION_SOURCES,
     CaseState,
@@ -82,7 +82,7 @@ MACHINE = EffectOnlyMachine(
 
 def unit_ref(app: LicenceExtensionApplication, edition: Edition) -> str:
     """Production licences to 食品生产科; business licences by category (INTERP)."""
-    units = edition.licence_extension.units
+    units = carried(edition.licence_extension, "licence_extension").units
     if app.licence.type == "food_production":
         return units["food_production"]
     return units["catering" if app.licence.business_category == "catering" else "food_circulation"]
@@ -95,7 +95,7 @@ def assess(
     filed_on: date,
     register: list[Prior7Entry],
 ) -> list[Assessment]:
-    p = edition.licence_extension
+    p = carried(edition.licence_extension, "licence_extension")
     s = edition.settings
     lic = app.licence
     checks: list[Check] = []

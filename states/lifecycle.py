@@ -72,6 +72,7 @@ class NoticeKind(StrEnum):
     DECISION_REFUSED = "decision_refused"  # 不予决定书
     PAYOUT = "payout"  # 资金拨付通知书
     EXTENSION = "extension"  # 有效期顺延告知书
+    REFERRAL = "referral"  # 移送告知书（受理后移送有权机关）
     WITHDRAWN = "withdrawn"  # 撤回确认
     EXPIRED = "expired"  # 终止办理告知
     REPLY_REMINDER = "reply_reminder"  # 补正、补充材料期限提醒（致申请人）
@@ -567,6 +568,22 @@ def EffectOnlyMachine(
         extra_rows=extra,
         extra_permits=permits,
         effect_register=register,
+    )
+
+
+def ReferralMachine(
+    case_type: str,
+    *,
+    needs_confirmation: bool,
+    register: Callable[[EffectFacts], tuple[Any, dict[str, Any]]],
+) -> TypeMachine:
+    """Intake and referral: the district takes the application in, checks it, and refers it to
+    the body that decides (a municipal or 中关村 measure); the approval is the referral, told
+    by a referral notice, never a 准予 decision the district has no power to make."""
+    refer = Row("approve", DECISION_SOURCES, S.APPROVED, (decision_ready, rules_allow_grant),
+                Effects(closing="approve", grant=True, notices=(NoticeKind.REFERRAL,)))  # fmt: skip
+    return EffectOnlyMachine(
+        case_type, needs_confirmation=needs_confirmation, register=register, extra=(refer,)
     )
 
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from base.money import money_share, percent, to_money
 from models.applications import EnterpriseSize, LoanSubsidyApplication
-from states.edition import Basis, Edition
+from states.edition import Basis, Edition, carried
 from states.lifecycle import SubsidyMachine
 from states.rules import (
     Assessment,
@@ -33,7 +33,7 @@ MACHINE = SubsidyMachine("loan_subsidy", needs_confirmation=True)
 
 
 def guarantee_cap_key(app: LoanSubsidyApplication, edition: Edition) -> str:
-    year = edition.loan_subsidy.loan_year.value
+    year = carried(edition.loan_subsidy, "loan_subsidy").loan_year.value
     return f"guarantee_cap:{app.applicant.identity}:{year}"
 
 
@@ -44,7 +44,7 @@ def assess(
     filed_on: date,
     register: list[Prior7Entry],
 ) -> list[Assessment]:
-    p = edition.loan_subsidy
+    p = carried(edition.loan_subsidy, "loan_subsidy")
     s = edition.settings
     year = p.loan_year.value
     checks: list[Check] = [window_check(edition, filed_on)]

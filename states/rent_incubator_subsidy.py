@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from base.money import money_share, percent, to_money
 from models.applications import ApplicantKind, EnterpriseSize, IncubatorSubsidyApplication
-from states.edition import Edition
+from states.edition import Edition, carried
 from states.lifecycle import SubsidyMachine
 from states.rules import (
     Assessment,
@@ -38,7 +38,7 @@ def assess(
     filed_on: date,
     register: list[Prior7Entry],
 ) -> list[Assessment]:
-    p = edition.rent_incubator_subsidy
+    p = carried(edition.rent_incubator_subsidy, "rent_incubator_subsidy")
     inc = app.applicant
     checks: list[Check] = [window_check(edition, filed_on)]
     checks.append(

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from base.money import money_share, percent, to_money
 from models.applications import ParkSubsidyApplication
-from states.edition import Basis, Edition
+from states.edition import Basis, Edition, carried
 from states.lifecycle import SubsidyMachine
 from states.rules import (
     Assessment,
@@ -45,7 +45,7 @@ def assess(
     filed_on: date,
     register: list[Prior7Entry],
 ) -> list[Assessment]:
-    p = edition.rent_park_subsidy
+    p = carried(edition.rent_park_subsidy, "rent_park_subsidy")
     prop = app.applicant.property
     checks: list[Check] = [window_check(edition, filed_on)]
     if prop.type == "municipal_cultural_industry_park":

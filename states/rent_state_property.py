@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from base.money import to_money
 from models.applications import ApplicantKind, EnterpriseSize, Lease, RentStatePropertyApplication
 from models.applications import StoreLease as StoreLeaseInput
-from states.edition import Basis, Edition
+from states.edition import Basis, Edition, carried
 from states.lifecycle import EffectFacts, EffectOnlyMachine
 from states.rules import (
     Assessment,
@@ -75,7 +75,7 @@ def _assess_lease(
     filed_on: date,
     register: list[Prior7Entry],
 ) -> Assessment:
-    p = edition.rent_state_property
+    p = carried(edition.rent_state_property, "rent_state_property")
     s = edition.settings
     tenant = app.applicant
     store = lease if isinstance(lease, StoreLeaseInput) else None

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from models.applications import SCHEMAS, CaseType
+from models.applications import schema_for
 from models.field_labels import label_of
 
 MAX_ROWS = 50  # rows a form shows for one list (the schema's own limit may be higher)
@@ -86,9 +86,11 @@ def fields_of(
             continue  # the application type is the form's own
         tp, _ = _unwrap(info.annotation)
         entry = label_of(model.__name__, name)
+        declared = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         label = entry.label if entry else (info.description or name)
-        help_text = entry.help if entry else ""
-        names = entry.options if entry else {}
+        help_text = entry.help if entry else str(declared.get("help") or "")
+        options = declared.get("options")
+        names = entry.options if entry else (dict(options) if isinstance(options, dict) else {})
         path = f"{prefix}{name}"
         clause = clauses.get(path)
         required = info.is_required()
@@ -158,9 +160,11 @@ def fields_of(
     return tuple(out)
 
 
-def form_fields(case_type: CaseType, clauses: Mapping[str, str]) -> tuple[FormField, ...]:
+def form_fields(case_type: str, clauses: Mapping[str, str]) -> tuple[FormField, ...]:
     """The form of one application type (clauses by field path, `*` for a row index)."""
-    return fields_of(SCHEMAS[case_type], clauses)
+    schema = schema_for(case_type)
+    assert schema is not None, case_type
+    return fields_of(schema, clauses)
 
 
 # ---------------------------------------------------------------- posted form → application

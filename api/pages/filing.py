@@ -38,12 +38,11 @@ from api.web_session import CSRF_FIELD, PageSession
 from base.identifiers import bounded_key
 from base.money import format_cny
 from base.query_codes import display as display_code
-from models.applications import CaseType
 from models.document_store import DocumentRefused, keep
 from models.input_errors import InvalidApplication, parse_application
 from models.tables import Applicant, Case, RequestRecord
 from states.actors import actor_of
-from states.catalog import CATALOG, spec_for
+from states.catalog import spec_for
 from states.documents import clean_filename, missing_slots
 from states.edition import Edition, edition_for
 from states.engine import CaseEngine
@@ -85,11 +84,11 @@ def _current_edition(engine: CaseEngine) -> Edition:
     return edition_for(engine.clock.today())
 
 
-def _type_or_404(case_type: str) -> CaseType:
-    try:
-        return CaseType(case_type[:40])
-    except ValueError:
-        raise HTTPException(404) from None
+def _type_or_404(case_type: str, edition: Edition) -> str:
+    """A type the edition in force carries (core or configured), else 404."""
+    if case_type[:40] not in edition.type_codes():
+        raise HTTPException(404)
+    return case_type[:40]
 
 
 @router.get("/apply", response_class=HTMLResponse)
@@ -97,14 +96,14 @@ def apply_index(request: Request, session: ApplicantSession, engine: EngineDep) 
     edition = _current_edition(engine)
     types = [
         {
-            "code": t.value,
-            "label": spec.label_zh,
-            "measure": getattr(edition, t.value).measure,
+            "code": code,
+            "label": spec_for(code).label_zh,
+            "measure": edition.measure_of(code),
             "documents": "、".join(
-                s.label for s in edition.slots_for(t.value) if s.required == "always"
+                s.label for s in edition.slots_for(code) if s.required == "always"
             ),
         }
-        for t, spec in CATALOG.items()
+        for code in edition.type_codes()
     ]
     return page(request, engine, session, "apply_index.html.j2", types=types)
 
@@ -124,7 +123,7 @@ def _initial(engine: CaseEngine, session: PageSession) -> dict[str, list[str]]:
 
 def _context(
     engine: CaseEngine,
-    case_type: CaseType,
+    case_type: str,
     values: dict[str, list[str]],
     *,
     draft: str,
@@ -133,12 +132,12 @@ def _context(
     doc_errors: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     edition = _current_edition(engine)
-    fields = form_fields(case_type, edition.field_clauses.get(case_type.value, {}))
-    slots = edition.slots_for(case_type.value)
+    fields = form_fields(case_type, edition.clauses_for_fields(case_type))
+    slots = edition.slots_for(case_type)
     facts = read_form(fields, values)
     return {
-        "case_type": case_type.value,
-        "type_label": spec_for(case_type.value).label_zh,
+        "case_type": case_type,
+        "type_label": spec_for(case_type).label_zh,
         "policy_title": edition.title,
         "policy_doc": edition.doc_number,
         "fields": fields,
@@ -185,7 +184,7 @@ def _labels(fields: tuple[FormField, ...], prefix: str = "") -> dict[str, str]:
 def apply_form(
     request: Request, case_type: str, session: ApplicantSession, engine: EngineDep
 ) -> Response:
-    ct = _type_or_404(case_type)
+    ct = _type_or_404(case_type, _current_edition(engine))
     context = _context(engine, ct, _initial(engine, session), draft=secrets.token_hex(16), refs=[])
     return page(request, engine, session, "apply.html.j2", **context)
 
@@ -246,14 +245,14 @@ async def read_posted(
 async def apply_post(
     request: Request, case_type: str, session: MaybeSession, engine: EngineDep
 ) -> Response:
-    ct = _type_or_404(case_type)
     edition = _current_edition(engine)
-    slots = {s.slot: s for s in edition.slots_for(ct.value)}
+    ct = _type_or_404(case_type, edition)
+    slots = {s.slot: s for s in edition.slots_for(ct)}
     form_session, values, held, doc_errors = await read_posted(request, engine, set(slots), session)
     assert form_session.account is not None
     action = (values.pop("_action", None) or ["preview"])[-1][:200]
     draft = (values.pop("_draft", None) or [""])[-1][:40] or secrets.token_hex(16)
-    fields = form_fields(ct, edition.field_clauses.get(ct.value, {}))
+    fields = form_fields(ct, edition.clauses_for_fields(ct))
 
     def again(errors: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:
         context = _context(engine, ct, values, draft=draft, refs=held, errors=errors,
@@ -272,7 +271,7 @@ async def apply_post(
         return again()
     if verb == "edit":
         return again()
-    data = {**read_form(fields, values), "type": ct.value}
+    data = {**read_form(fields, values), "type": ct}
     errors: dict[str, str] = {}
     facts: dict[str, Any] = data
     try:
@@ -280,7 +279,7 @@ async def apply_post(
     except InvalidApplication as exc:
         for e in exc.errors:
             errors.setdefault(e.field, e.message_zh)
-    for s in missing_slots(edition, ct.value, facts, {h.slot for h in held}):
+    for s in missing_slots(edition, ct, facts, {h.slot for h in held}):
         doc_errors.setdefault(s.slot, f"请上传{s.label}")
     if errors or doc_errors:  # every problem at once, each by its field
         return again(errors, 422)
@@ -292,7 +291,7 @@ async def apply_post(
             return again({"(申请书)": getattr(exc, "message_zh", str(exc))}, 422)
         return page(
             request, engine, form_session, "apply_preview.html.j2",
-            case_type=ct.value, type_label=spec_for(ct.value).label_zh, assessments=assessments,
+            case_type=ct, type_label=spec_for(ct).label_zh, assessments=assessments,
             values=values, refs=[
                 {"token": h.token, "label": slots[h.slot].label, "filename": h.filename}
                 for h in held

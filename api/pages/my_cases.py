@@ -150,7 +150,7 @@ def my_case(
 def form_fields_for(case: Case) -> Any:
     edition = edition_by_id(case.edition_id)
     return form_fields(
-        spec_for(case.case_type).case_type, edition.field_clauses.get(case.case_type, {})
+        spec_for(case.case_type).case_type, edition.clauses_for_fields(case.case_type)
     )
 
 

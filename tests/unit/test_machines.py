@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from transitions import MachineError
 
-from states.catalog import CATALOG
+from states.catalog import catalog
 from states.lifecycle import (
     BUREAU_NOTICES,
     FINAL_STATES,
@@ -19,7 +19,7 @@ from states.lifecycle import (
 )
 from states.rules import Assessment, Decision
 
-MACHINES = {ct.value: spec.machine for ct, spec in CATALOG.items()}
+MACHINES = {code: spec.machine for code, spec in catalog().items()}
 START = {CaseState.DRAFT}
 
 

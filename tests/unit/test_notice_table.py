@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from states.catalog import CATALOG
+from states.catalog import catalog
 from states.lifecycle import CaseState, NoticeKind
 
 N = NoticeKind
@@ -36,12 +36,22 @@ LICENCE_NOTICES: dict[tuple[str, CaseState], NoticeKind | None] = {
 }
 
 
-@pytest.mark.parametrize("case_type", sorted(CATALOG, key=str))
+# intake and referral: the approval is the referral, told by a 移送告知书, never a 准予决定书
+REFERRAL_NOTICES: dict[tuple[str, CaseState], NoticeKind | None] = {
+    ("approve", S.APPROVED): N.REFERRAL,
+}
+REFERRAL_TYPES = {"digital_consumption_review", "headquarters_policy", "foreign_trade_support",
+                  "zgc_policy"}  # fmt: skip
+
+
+@pytest.mark.parametrize("case_type", sorted(catalog()))
 def test_each_row_owes_the_right_notices(case_type: str) -> None:
-    machine = CATALOG[case_type].machine  # type: ignore[index]
+    machine = catalog()[case_type].machine
     spec = dict(APPLICANT_NOTICES)
     if case_type == "licence_extension":
         spec.update(LICENCE_NOTICES)
+    if case_type in REFERRAL_TYPES:
+        spec.update(REFERRAL_NOTICES)
     seen: dict[tuple[str, str, CaseState], tuple[NoticeKind, ...]] = {}
     for row in machine.rows():
         for source in row.sources():
