@@ -1,5 +1,5 @@
-"""relief edition — what changed between two policy editions, and what it would do to the open
-cases (a dry run: nothing is written; a case stays on the edition it was judged by)."""
+"""relief edition — check an edition file, see what changed between two, what a new one would
+do to the open cases (a dry run), and move cases to it on an operator's decision."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-edition_app = typer.Typer(help="Policy editions: compare, and rejudge open cases (dry run).")
+edition_app = typer.Typer(
+    help="Policy editions: check a file, compare two, rejudge open cases (dry run), migrate cases."
+)
 
 
 def _edition(ref: str) -> Any:
@@ -104,3 +106,55 @@ def edition_rejudge(
                 out.writerow([r.case_no, r.case_type, r.decision_before, r.decision_after,
                               r.amount_before, r.amount_after, r.delta, r.note])  # fmt: skip
         render.line(f"report: {report}")
+
+
+@edition_app.command("check")
+def edition_check(
+    file: Annotated[Path, typer.Argument(help="the edition YAML file (its source text beside it)")],
+) -> None:
+    """Load an edition as the service would (verbatim clauses, references, remedies) and
+    evaluate every check and reason of its configured types once: each fault, or a summary."""
+    from cli import render
+    from states.configured_rules import problems
+
+    edition = _edition(str(file))
+    on = edition.window.start
+    found = [p for code, d in edition.configured_types.items() for p in problems(d, code, on)]
+    if found:
+        for p in found:
+            render.line(p, style="red", out=render.err_console)
+        raise typer.Exit(1)
+    configured = ", ".join(f"{c}（第{d.measure}条）" for c, d in edition.configured_types.items())
+    window = f"{edition.window.start} – {edition.window.end}"
+    clauses = len(edition.quoted_clauses())
+    render.line(f"{edition.id}: {edition.doc_number}, window {window}; {clauses} clauses verbatim")
+    render.line(f"core types: {', '.join(edition.core_types()) or '—'}")
+    render.line(f"configured types: {configured or '—'}")
+
+
+@edition_app.command("migrate")
+def edition_migrate(
+    b: Annotated[str, typer.Argument(help="the shipped (or RELIEF_EDITIONS_DIR) edition's id")],
+    cases: Annotated[list[str], typer.Argument(help="case numbers or ids")],
+    account: Annotated[str, typer.Option("--as", envvar="RELIEF_AS", help="an operator account")],
+) -> None:
+    """Move undecided cases to edition B: each judged again under B, one audit event each (run
+    `relief edition rejudge B` first to see what changes). A decided case keeps its edition."""
+    from cli import render
+    from cli.main import _actor, _engine, _fail_engine, _fail_input, _find_case
+    from models.input_errors import InvalidApplication
+    from states.errors import EngineError
+
+    engine = _engine()
+    actor = _actor(engine, account)
+    ids = [_find_case(engine.db, ref).id for ref in cases]  # every reference first
+    for case_id in ids:
+        try:
+            r = engine.migrate_edition(case_id, b, actor=actor)
+        except InvalidApplication as exc:
+            _fail_input(exc.errors)
+            return
+        except EngineError as exc:
+            _fail_engine(exc)
+            return
+        render.line(f"{r.case_no}: → {b} v{r.version}")

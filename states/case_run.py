@@ -30,7 +30,7 @@ from states.authority import authorize
 from states.catalog import CaseTypeSpec, spec_for
 from states.catalog import assess as assess_application
 from states.documents import DocumentRef, check_slots, missing_slots, parse_refs
-from states.edition import edition_by_id
+from states.edition import Edition, edition_by_id
 from states.errors import ConflictError, TransitionRefused, WrongState
 from states.grants import GrantPlan, plan_grant
 from states.labels import state_zh, trigger_zh
@@ -52,7 +52,7 @@ from states.work import Step
 
 MAX_AUTO_STEPS = 20
 # permits of CaseEngine operations, not machine rows
-ENGINE_STEPS = ("review", "note_task", "note_request", "add_documents")
+ENGINE_STEPS = ("review", "note_task", "note_request", "add_documents", "migrate_edition")
 
 
 @dataclass
@@ -349,13 +349,23 @@ class Stepper:
                 [FieldError("facts", "model_type", "facts须为JSON对象", "facts must be an object")]
             )
         merged = deep_merge(run.case.facts, patch)
-        app = parse_application(merged, today=self.today)
+        self.rejudge(run, edition_by_id(run.case.edition_id), merged)
+        run.subject.lift_known = bool(merged.get("lockdown_lift_date"))
+
+    def rejudge(self, run: CaseRun, edition: Edition, facts: dict[str, Any] | None = None) -> None:
+        """Judge the case again — corrected facts, or another edition — and keep the result.
+
+        Neither moves the case to another enterprise, type, store, property or licence (their
+        caps and the 7号 register would follow).
+        """
+        facts = run.case.facts if facts is None else facts
+        app = parse_application(facts, today=self.today)
         party = applicant_of(app)
         assessments = assess_application(
             app,
             filed_on=run.case.filed_on,
             register=self.uow.register_of(party.identity),
-            edition=edition_by_id(run.case.edition_id),
+            edition=edition,
         )
         assessment = assessments[0]
         if (
@@ -377,13 +387,13 @@ class Stepper:
                 ]
             )
         run.subject.assessment = assessment
-        run.subject.lift_known = bool(merged.get("lockdown_lift_date"))
         run.changes.update(
             facts=app.model_dump(mode="json", exclude_none=True),
             assessment=assessment.as_dict(),
             decision=assessment.decision.value,
             amount_ceiling=assessment.amount,
             manual_review=bool(assessment.manual_review_reasons),
+            edition_id=edition.id,
         )
 
     # ------------------------------------------------------------ the machine

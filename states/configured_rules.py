@@ -199,13 +199,19 @@ def assess(
 def _component(
     app: Application, declared: ConfiguredType, spec: Any, eligible: bool, type_code: str
 ) -> Component:
-    base = to_money(getattr(app, spec.base))
+    fact = declared.facts[spec.base]
     share = declared.params[spec.share].value
-    gross = money_share(base, share)
+    label = fact.label.removesuffix("（元）")
+    if fact.kind == "integer":  # a count times an amount per head
+        count = int(getattr(app, spec.base))
+        gross = money_share(Decimal(count), share)
+        formula = f"{label}{count} × {format_cny(to_money(share))}元"
+    else:  # an amount times a rate
+        base = to_money(getattr(app, spec.base))
+        gross = money_share(base, share)
+        formula = f"{label}{format_cny(base)}元 × {percent(share)}"
     cap = declared.params[spec.cap].value if spec.cap else None
     allowed = min(gross, to_money(cap)) if cap is not None else gross
-    label = declared.facts[spec.base].label.removesuffix("（元）")
-    formula = f"{label}{format_cny(base)}元 × {percent(share)}"
     if cap is not None:
         formula += f"，最高{format_cny(to_money(cap))}元"
     per_enterprise = spec.cap_scope == "per_enterprise" and cap is not None
@@ -253,28 +259,29 @@ def not_in_edition(type_code: str, edition: Edition) -> Assessment:
     )
 
 
-def sample_value(fact: FactSpec) -> Any:
+def sample_value(fact: FactSpec, on: date) -> Any:
     """A value of the fact's kind, for checking a declaration before any case meets it."""
     if fact.default is not None:
         return fact.default
     return {
-        "money": Decimal("1.00"),
+        "money": Decimal(1),
         "integer": 1,
         "boolean": True,
-        "date": date(2022, 7, 1),
+        "date": on,
         "text": "示例",
         "choice": next(iter(fact.choices), ""),
     }[fact.kind]
 
 
-def problems(declared: ConfiguredType, type_code: str) -> list[str]:
-    """Every check and reason of a declaration evaluated once on sample facts: the faults."""
+def problems(declared: ConfiguredType, type_code: str, on: date) -> list[str]:
+    """Every check and reason of a declaration evaluated once on sample facts filed `on`: the
+    faults (a name that is not there, a comparison of the wrong types, a reason that fails)."""
     values: dict[str, Any] = {
-        "applicant": {"uscc": "91110101MA00JR107G", "name": "示例", "kind": "enterprise",
-                      "size": "small", "registration_no": None},
-        "facts": {name: sample_value(f) for name, f in declared.facts.items()},
+        "applicant": {"uscc": "", "name": "示例", "kind": "enterprise", "size": "small",
+                      "registration_no": None},
+        "facts": {name: sample_value(f, on) for name, f in declared.facts.items()},
         "params": {name: p.value for name, p in declared.params.items()},
-        "filed_on": "2022-07-01",
+        "filed_on": on.isoformat(),
     }  # fmt: skip
     values["labels"] = choice_labels(declared, lambda n: values["facts"][n], values["applicant"])
     found: list[str] = []

@@ -75,11 +75,12 @@ class CheckSpec(Frozen):
 
 
 class ComponentSpec(Frozen):
-    """补贴项目 — an amount: the money fact `base` times the parameter `share`, capped."""
+    """补贴项目 — an amount: the fact `base` (money, or a count) times the parameter `share`
+    (a rate, or an amount per head), capped."""
 
     code: str = Field(pattern=CODE)
     label: str
-    base: str = Field(description="a money fact")
+    base: str = Field(description="a money fact, or an integer fact (a count)")
     share: str = Field(description="a parameter: the share of the base that is granted")
     cap: str | None = Field(default=None, description="a parameter: the most granted")
     cap_scope: Literal["per_case", "per_enterprise"] = Field(
@@ -143,8 +144,13 @@ class ConfiguredType(Frozen):
         if bool(self.components) != (self.stages.payout is not None):
             raise ValueError("stages.payout goes with money components (and they need it)")
         for c in self.components:
-            if self.facts.get(c.base) is None or self.facts[c.base].kind != "money":
-                raise ValueError(f"components.{c.code}.base: {c.base!r} is not a money fact")
+            if self.facts.get(c.base) is None or self.facts[c.base].kind not in (
+                "money",
+                "integer",
+            ):
+                raise ValueError(
+                    f"components.{c.code}.base: {c.base!r} is not a money or integer fact"
+                )
             for ref in (c.share, c.cap):
                 if ref is not None and ref not in self.params:
                     raise ValueError(f"components.{c.code}: no parameter {ref!r}")

@@ -51,6 +51,11 @@ def diff(a: Edition, b: Edition) -> list[Change]:
                 key = xi.get("code") or xi.get("slot") if isinstance(xi, dict) else None
                 walk(xi, yi, f"{path}[{key or i}]")
             return
+        if isinstance(x, dict) != isinstance(y, dict) and "measure" in (x or y or {}):
+            part = x if isinstance(x, dict) else y  # a measure added or removed: its summary
+            summary = f"{part.get('label', '')}（第{part['measure']}条）"
+            out.append(Change(path, None if x is None else summary, None if y is None else summary))
+            return
         if x != y:
             out.append(Change(path, x, y))
 

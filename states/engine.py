@@ -48,6 +48,7 @@ from states.case_run import CaseRun, Stepper, check_version, permit_of, unit_of
 from states.catalog import assess as assess_application
 from states.catalog import spec_for
 from states.contacts import CONTACT_FIELDS, details_patch, stored_contact
+from states.edition import edition_by_id
 from states.errors import (
     ConflictError,
     EngineError,
@@ -613,6 +614,56 @@ class CaseEngine:
             uow = UnitOfWork(s, issuer=self.issuer, now=self.clock.now())
             register = uow.register_of(applicant_of(app).identity)
         return app, assess_application(app, filed_on=self.clock.today(), register=register)
+
+    # ------------------------------------------------------------ editions
+    def migrate_edition(
+        self,
+        case_id: int,
+        edition_id: str,
+        *,
+        actor: Actor,
+        expected_version: int | None = None,
+        request_key: str | None = None,
+    ) -> FireResult:
+        """An operator moves an undecided case to another edition: its stored facts judged
+        again by that edition's rules, in one transaction with one audit event (from, to, the
+        decision and the ceiling before and after). A decided case keeps its edition."""
+        with self._unit() as (uow, st):
+            uow.load([case_id])
+            if case_id not in uow.cases:
+                raise no_such_case()
+            run = st.start(uow.cases[case_id], actor)
+            st.authorize(run, "migrate_edition")
+            check_version(run.case, expected_version)
+            state = run.subject.state
+            if not run.spec.machine.rows_from("withdraw", state):  # decided, or ended
+                raise WrongState(
+                    f"案件当前状态为“{state_zh(state)}”，已作出决定或已办结，不能改用其他政策版本",
+                    f"a case in state {state!r} keeps its edition",
+                )
+            try:
+                target = edition_by_id(edition_id)
+            except KeyError:
+                raise InvalidApplication(
+                    [FieldError("edition", "edition.unknown", f"没有政策版本“{edition_id[:60]}”",
+                                f"no policy edition {edition_id[:60]!r}")]
+                ) from None  # fmt: skip
+            before = run.subject.assessment
+            if target.id == run.case.edition_id:
+                raise WrongState(
+                    f"案件已按政策版本“{target.id}”审查", f"the case is on {target.id} already"
+                )
+            st.rejudge(run, target)
+            after = run.subject.assessment
+            st.record(
+                run, Step(state, state, "migrate_edition"),
+                {"from": before.edition_id, "to": target.id,
+                 "decision": [before.decision.value, after.decision.value],
+                 "amount": [str(before.amount), str(after.amount)]},
+                request_key,
+            )  # fmt: skip
+            st.owe(run)
+            return result(run)
 
     # ------------------------------------------------------------ the applicant's side
     def add_documents(

@@ -109,6 +109,7 @@ TRIGGER_ZH: dict[str, str] = {
     "sla_escalation": "逾期督办",
     "claim_task": "认领任务",
     "add_documents": "提交材料",
+    "migrate_edition": "改用政策版本",
     "note_request": "材料补交期限提醒",
     "reply_reminder": "材料补交期限提醒",
     "request_overdue": "容缺材料逾期未补齐",

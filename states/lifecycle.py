@@ -410,6 +410,7 @@ PERMITS: dict[str, Permit] = {
     "note_task": permit(_R.OPERATOR, _R.SYSTEM),  # CaseEngine.note_task (SLA)
     "note_request": permit(_R.OPERATOR, _R.SYSTEM),  # CaseEngine.note_request (reminder)
     "add_documents": permit(_R.APPLICANT),  # CaseEngine.add_documents (容缺, more material)
+    "migrate_edition": permit(_R.OPERATOR),  # CaseEngine.migrate_edition
 }
 # 认领: a task is claimed (or released) by whoever may take the step it is for, so a claim can
 # never keep out the people who may act, nor let in one who may not (the case's reviewer)

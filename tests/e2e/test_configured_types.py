@@ -51,7 +51,7 @@ def test_every_shipped_declaration_evaluates() -> None:
 
     for edition in all_editions():
         for code, declared in edition.configured_types.items():
-            assert problems(declared, code) == []
+            assert problems(declared, code, edition.window.start) == []
 
 
 @pytest.mark.parametrize("s", SCENARIOS, ids=lambda s: s["id"])

@@ -23,6 +23,7 @@ RULE_MODULES = [
     "loan_subsidy",
     "rules",
     "lifecycle",
+    "configured_rules",
 ]
 
 
@@ -143,3 +144,24 @@ def _docstring(tree: ast.AST, const: ast.Constant) -> bool:
             if body[0].value is const:
                 return True
     return False
+
+
+def test_configured_types_hold_their_numbers_in_parameters() -> None:
+    """A configured type's checks compare with its parameters (each with its clause), never
+    with a number or a date of their own; every parameter quotes the document (DOC/INTERP)."""
+    for e in all_editions():
+        source = re.sub(r"\s+", "", (EDITIONS_DIR / e.source_file).read_text(encoding="utf-8"))
+        for code, declared in e.configured_types.items():
+            codes = {c for f in declared.facts.values() for c in f.choices}
+            for check in declared.checks:
+                texts = re.findall(r"'([^']*)'", check.test)  # a choice code, or a date?
+                assert [t for t in texts if re.search(r"\d", t) and t not in codes] == [], (
+                    code,
+                    check.code,
+                )
+                bare = re.sub(r"'[^']*'", "", check.test)
+                numbers = re.findall(r"(?<![\w.])\d+(?:\.\d+)?", bare)
+                assert {float(n) for n in numbers} <= {0.0, 1.0}, (code, check.code, numbers)
+            for name, param in declared.params.items():
+                assert param.basis in (Basis.DOC, Basis.INTERP), (code, name)
+                assert re.sub(r"\s+", "", param.clause) in source, (code, name)

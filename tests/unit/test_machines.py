@@ -97,7 +97,14 @@ def test_applicant_visible_notices_are_declared_on_transitions() -> None:
     assert declared == set(NoticeKind) - BUREAU_NOTICES - {NoticeKind.REPLY_REMINDER}
 
 
-ENGINE_STEPS = {"review", "note_task", "claim_task", "note_request", "add_documents"}  # CaseEngine
+ENGINE_STEPS = {
+    "review",
+    "note_task",
+    "claim_task",
+    "note_request",
+    "add_documents",
+    "migrate_edition",
+}  # CaseEngine methods, not machine triggers
 
 
 @pytest.mark.parametrize("name", sorted(MACHINES))
