@@ -42,12 +42,14 @@ MODULES = [
     "states/credit_exemption.py",
     "states/licence_extension.py",
     "states/grants.py",
+    "states/configured_rules.py",
     "base/money.py",
     "base/working_days.py",
 ]
 RULE_TESTS = [  # the fast ones first: a killed mutant stops at its first failure
     "tests/unit/test_check_goldens.py",
     "tests/unit/test_rule_checks.py",
+    "tests/unit/test_configured_rules.py",
     "tests/unit/test_grants.py",
     "tests/unit/test_estimate_scenarios.py",
     "tests/unit/test_cap_properties.py",
