@@ -72,3 +72,21 @@ def decide(
     if approve:
         return fire_as_holder(engine, case_id, "approve", "decide", payload=payload)
     return fire_as_holder(engine, case_id, "reject", "decide", payload={"reason": "不符合条件"})
+
+
+def run_to_the_end(engine: CaseEngine, data: dict[str, Any], *, approve: bool) -> int:
+    """File, review, confirm, decide, and pay what is ordered (the payout flow's settle step):
+    every step a person or the flow takes, each through the engine."""
+    from flows.payout import settle
+    from models.tables import Payout
+
+    [result] = submit(engine, data)
+    case_id = result.case_id
+    if case(engine, case_id).state in ("not_accepted", "closed"):
+        return case_id
+    decide(engine, case_id, approve=approve)
+    if case(engine, case_id).state == "payout_ordered":
+        with Session(engine.db) as s:
+            payout = s.execute(select(Payout).where(Payout.case_id == case_id)).scalar_one()
+        settle(engine, payout, f"TR-{case_id}", staff.system(engine))
+    return case_id

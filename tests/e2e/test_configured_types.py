@@ -14,19 +14,16 @@ from typing import Any
 
 import drive
 import pytest
-import staff
 import yaml
 from conftest import FIXED_NOW, make_case_engine
 from sqlalchemy import select
 from sqlmodel import Session
 
 from base.civil_dates import SHANGHAI
-from flows.payout import settle
 from models.input_errors import parse_application
-from models.tables import MeasureEffectRecord, Notice, Payout
+from models.tables import MeasureEffectRecord, Notice
 from states.catalog import assess, catalog
 from states.edition import all_editions
-from states.engine import CaseEngine
 
 ROOT = Path(__file__).parents[2]
 SCENARIOS: list[dict[str, Any]] = yaml.safe_load(
@@ -93,26 +90,15 @@ def test_relief_estimate_reads_the_scenario(s: dict[str, Any], tmp_path: Path) -
     )
 
 
-def run_to_the_end(engine: CaseEngine, data: dict[str, Any], decision: str) -> int:
-    [result] = drive.submit(engine, data)
-    case_id = result.case_id
-    if decision in ("not_applicable", "not_accepted"):
-        return case_id
-    drive.decide(engine, case_id, approve=decision == "granted")
-    if drive.case(engine, case_id).state == "payout_ordered":
-        with Session(engine.db) as s:
-            payout = s.execute(select(Payout).where(Payout.case_id == case_id)).scalar_one()
-        settle(engine, payout, f"TR-{case_id}", staff.system(engine))
-    return case_id
-
-
 @pytest.mark.parametrize("s", SCENARIOS, ids=lambda s: s["id"])
 def test_lifecycle_through_the_engine(db_url: str, s: dict[str, Any]) -> None:
     on = filed_on(s)
     engine = make_case_engine(db_url, now=datetime(on.year, on.month, on.day, 10, tzinfo=SHANGHAI))
     try:
         want = s["expect"]
-        case_id = run_to_the_end(engine, s["application"], want["decision"])
+        case_id = drive.run_to_the_end(
+            engine, s["application"], approve=want["decision"] == "granted"
+        )
         case = drive.case(engine, case_id)
         assert case.state == want["end"]
         with Session(engine.db) as ss:
@@ -142,7 +128,7 @@ def test_a_union_refund_names_no_administrative_remedy(sqlite_url: str) -> None:
     """区总工会 is a mass organisation: its refusal is no administrative act."""
     engine = make_case_engine(sqlite_url)
     [s] = [s for s in SCENARIOS if s["id"] == "UNION-02"]
-    case_id = run_to_the_end(engine, s["application"], "refused")
+    case_id = drive.run_to_the_end(engine, s["application"], approve=False)
     with Session(engine.db) as ss:
         refusal = ss.execute(
             select(Notice).where(Notice.case_id == case_id, Notice.kind == "decision_refused")
@@ -156,7 +142,7 @@ def test_a_union_refund_names_no_administrative_remedy(sqlite_url: str) -> None:
 def test_a_referral_is_not_a_decision(sqlite_url: str) -> None:
     engine = make_case_engine(sqlite_url)
     [s] = [s for s in SCENARIOS if s["id"] == "ZGC-01"]
-    case_id = run_to_the_end(engine, s["application"], "granted")
+    case_id = drive.run_to_the_end(engine, s["application"], approve=True)
     with Session(engine.db) as ss:
         [referral] = ss.execute(
             select(Notice).where(Notice.case_id == case_id, Notice.kind == "referral")
