@@ -605,14 +605,18 @@ class CaseEngine:
             return result(run)
 
     # ------------------------------------------------------------ estimate (no write)
-    def estimate(self, data: Any) -> tuple[Application, list[Assessment]]:
+    def estimate(
+        self, data: Any, *, with_register: bool = True
+    ) -> tuple[Application, list[Assessment]]:
         """What the rules would say of an application filed today (the filing form's preview,
-        `relief estimate`): the same parse and rules as a filing, the 7号 register included;
-        nothing is written."""
+        `relief estimate`, the public estimate): the same parse and rules as a filing, the 7号
+        register included unless the asker may not learn it; nothing is written."""
         app = parse_application(data, today=self.clock.today())
-        with Session(self.read_db) as s:
-            uow = UnitOfWork(s, issuer=self.issuer, now=self.clock.now())
-            register = uow.register_of(applicant_of(app).identity)
+        register: list[Prior7Entry] = []
+        if with_register:
+            with Session(self.read_db) as s:
+                uow = UnitOfWork(s, issuer=self.issuer, now=self.clock.now())
+                register = uow.register_of(applicant_of(app).identity)
         return app, assess_application(app, filed_on=self.clock.today(), register=register)
 
     # ------------------------------------------------------------ editions

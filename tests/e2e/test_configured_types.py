@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import drive
+import httpx
 import pytest
 import yaml
 from conftest import FIXED_NOW, make_case_engine
@@ -155,3 +156,56 @@ def test_a_referral_is_not_a_decision(sqlite_url: str) -> None:
 
 def test_fixed_now_is_in_the_window() -> None:
     assert FIXED_NOW.date() <= date(2022, 12, 31)
+
+
+def test_the_api_lists_describes_estimates_and_files_a_configured_type(api_db: Any) -> None:
+    """Through a real HTTP server: the types of the edition in force, a configured type's
+    schema, a public estimate, a filing; and what a careless or hostile client sends."""
+    from conftest import LiveServer
+
+    from api.main import create_app
+    from models.settings import Settings
+
+    application = dict(next(s for s in SCENARIOS if s["id"] == "UNION-01")["application"])
+    settings = Settings(database_url=api_db.url, now=FIXED_NOW)
+    with LiveServer(create_app(settings)) as server, httpx.Client(base_url=server.url) as c:
+        types = {t["code"]: t for t in c.get("/api/types").json()}
+        assert set(types) == set(catalog())
+        assert types["union_fee_refund"]["configured"] and not types["loan_subsidy"]["configured"]
+        assert types["union_fee_refund"]["measure"] == "17"
+        schema = c.get("/api/types/union_fee_refund/schema").json()
+        assert (
+            schema["properties"]["union_fees_paid"]["description"] == "2022年已缴交的工会经费（元）"
+        )
+        assert c.get("/api/types/no_such_type/schema").status_code == 404
+        assert c.get("/api/types/..%2Fetc/schema").status_code in (404, 422)
+        estimate = c.post("/api/estimate", json=application)
+        assert estimate.status_code == 200, estimate.text
+        [a] = estimate.json()["assessments"]
+        assert a["decision"] == "granted" and a["amount"] == "12345.67"
+        for bad, field in [
+            ({**application, "union_fees_paid": "-1"}, "union_fees_paid"),
+            ({**application, "union_fees_paid": "NaN"}, "union_fees_paid"),
+            ({**application, "union_fees_paid": "1.001"}, "union_fees_paid"),
+            ({**application, "paid_in_full": "maybe"}, "paid_in_full"),
+            ({**application, "extra": "<script>alert(1)</script>"}, "extra"),
+            ({**application, "type": "union_fee_refund "}, "type"),
+            ({k: v for k, v in application.items() if k != "applicant"}, "applicant"),
+        ]:
+            r = c.post("/api/estimate", json=bad)
+            assert r.status_code == 422, (bad, r.text)
+            assert field in [e["field"] for e in r.json()["errors"]], r.text
+            assert "Traceback" not in r.text
+        assert c.post("/api/estimate", json=[1, 2]).status_code == 422
+        nul = c.post("/api/estimate", json={**application, "type": "union_fee_refund\x00"})
+        assert nul.status_code == 400 and "空字符" in nul.json()["message_zh"]
+        before = c.post("/api/applications", json=application)
+        assert before.status_code == 401  # filing needs an account
+        token = {"Authorization": f"Bearer {api_db.tokens['applicant_b']}"}
+        filed = c.post("/api/applications", json=application, headers=token)
+        assert filed.status_code == 201, filed.text
+        [case] = filed.json()
+        assert case["case_type"] == "union_fee_refund" and case["amount_ceiling"] == "12345.67"
+        foreign = {**application, "applicant": {**application["applicant"],
+                                                "uscc": "91110101MA00XY6089"}}  # fmt: skip
+        assert c.post("/api/applications", json=foreign, headers=token).status_code == 403
