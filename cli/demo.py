@@ -1,7 +1,8 @@
 """`relief demo` — a realistic batch on a fresh SQLite file, every stage run through Prefect.
 
-The batch (cli/data/demo_batch.json) holds all four types: grants, refusals, a chain with
-three stores, a building whose second application finds its 1,000,000 cap used up, a loan
+The batch (cli/data/demo_batch.json) holds every core type and four configured ones (a union-fee
+refund paid out, a social-insurance deferral, a 中关村 referral, an out-of-scope arrears
+complaint): grants, refusals, a chain with three stores, a building whose second application finds its 1,000,000 cap used up, a loan
 case whose reviewer asks for more information, and late or out-of-scope filings. The demo
 plays the people: bureaus decide as a careful reviewer would (pass what the rules allow, fail
 what they refuse, with the rules' reasons), the applicant answers the request for information,
