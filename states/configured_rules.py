@@ -24,6 +24,7 @@ from models.field_labels import label_of
 from states.configured_types import CheckSpec, ConfiguredType, FactSpec
 from states.edition import Edition
 from states.rules import (
+    GRANTING,
     Assessment,
     Check,
     Component,
@@ -173,7 +174,7 @@ def assess(
     else:
         decision = Decision.PARTIALLY_GRANTED if cut else Decision.GRANTED
     effect: dict[str, str] = {}
-    if declared.effect is not None:
+    if declared.effect is not None and decision in GRANTING:  # what a refusal does not do
         effect = {
             "kind": declared.effect.kind,
             "code": declared.effect.code,

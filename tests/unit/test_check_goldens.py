@@ -15,19 +15,31 @@ from typing import Any
 
 import pytest
 import scenarios as S
+import yaml
 
 from models.input_errors import parse_application
 from states.catalog import assess
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "checks"
 UPDATE = os.environ.get("RELIEF_UPDATE_GOLDEN") == "1"
-IDS = [s["id"] for s in S.load() if s["id"] != "INV-01"]
+CONFIGURED = {  # the configured measures' scenarios (tests/data/configured_scenarios.yaml)
+    s["id"]: s
+    for s in yaml.safe_load(
+        (Path(__file__).parents[1] / "data" / "configured_scenarios.yaml").read_text("utf-8")
+    )["scenarios"]
+}
+IDS = [s["id"] for s in S.load() if s["id"] != "INV-01"] + sorted(CONFIGURED)
 
 
 def record(sid: str) -> list[dict[str, Any]]:
-    data = S.application(sid)
+    if sid in CONFIGURED:
+        data = CONFIGURED[sid]["application"]
+        filed = CONFIGURED[sid].get("filed_on") or date(2022, 8, 1)
+    else:
+        data = S.application(sid)
     app = parse_application(data, today=date(2100, 1, 1))  # a scenario may be filed late
-    filed = app.application_date or date(2022, 12, 30)
+    if sid not in CONFIGURED:
+        filed = app.application_date or date(2022, 12, 30)
     return [
         {
             "decision": a.decision.value,
