@@ -99,7 +99,7 @@ def test_a_cap_cuts_the_claim_and_the_decision_is_partial() -> None:
     [c] = a.components
     assert (c.gross, c.ceiling) == (Decimal("150.00"), Decimal("100.00"))
     assert c.formula_zh == "已缴300.00元 × 50%，最高100.00元"
-    assert c.cap_key is None and not c.partial_when_capped  # per case: no account
+    assert c.cap_key is None and c.cap_limit is None and not c.partial_when_capped  # per case
     assert a.decision == Decision.PARTIALLY_GRANTED and a.claimed == Decimal("150.00")
     exact = judge(declared(components=comp), paid="200.00")  # exactly the cap: not cut
     assert exact.decision == Decision.GRANTED and exact.amount == Decimal("100.00")
@@ -166,7 +166,8 @@ def test_numbers_reach_cel_as_doubles_and_dates_as_text() -> None:
     assert R._number(3) == 3.0 and isinstance(R._number(3), float)
     assert R._number(Decimal("1.50")) == 1.5
     assert R._number(date(2022, 8, 1)) == "2022-08-01"
-    assert R._number({"a": [1, "x"]}) == {"a": [1.0, "x"]}
+    converted = R._number({"a": [1, "x"]})
+    assert converted == {"a": [1.0, "x"]} and isinstance(converted["a"][0], float)
     assert R._number("text") == "text"
 
 
@@ -215,7 +216,9 @@ def test_routes_follow_the_stages() -> None:
 
 def test_a_type_the_judging_edition_lacks_is_not_applicable() -> None:
     a = R.not_in_edition("pilot", SHIPPED)
-    assert a.decision == Decision.NOT_APPLICABLE
+    assert a.decision == Decision.NOT_APPLICABLE and [c.code for c in a.failed] == [
+        "measure.in_edition"
+    ]
     assert a.checks[0].reason_zh == "东政发〔2022〕8号未规定此项措施"
     app = schema_of("pilot", declared()).model_validate({"type": "pilot", "applicant": PARTY,
                                                          "paid": "1"})  # fmt: skip
@@ -271,3 +274,21 @@ def test_a_declaration_that_does_not_hold_together_is_refused() -> None:
         declared(components=[], effect={"kind": "referral", "code": "xx", "statement_zh": "s",
                                         "clause": CLAUSE})  # fmt: skip
     assert isinstance(CheckSpec.model_validate(check("a.b", "true")), CheckSpec)
+
+
+def test_a_refused_claim_keeps_its_gross_and_grants_nothing() -> None:
+    """A claim refused on another check: what was asked is shown, nothing is allowed."""
+    checks = [check("paid.some", "facts.paid > 0.0"), check("declared", "facts.ok")]
+    a = judge(declared(checks=checks), paid="80.00", ok=False)
+    [c] = a.components
+    assert a.decision == Decision.REFUSED
+    assert (c.gross, c.ceiling) == (Decimal("40.00"), Decimal("0.00")) and a.amount == 0
+
+
+def test_reasons_are_text_not_html() -> None:
+    """A reason goes into a notice's text: an ampersand or a bracket is kept as written."""
+    facts = {"paid": {"kind": "money", "label": "已缴（元）"},
+             "name": {"kind": "text", "label": "名称"}}  # fmt: skip
+    checks = [{**check("cc", "true"), "passed_zh": "{{ facts.name }}"}]
+    a = judge(declared(facts=facts, checks=checks), paid="1", name="A&B <公司>")
+    assert a.checks[1].reason_zh == "A&B <公司>"
