@@ -275,6 +275,7 @@ class Tenant(Party):
 
 class Lease(Strict):
     lease_id: str | None = Field(default=None, max_length=60, description="租赁合同编号")
+    landlord: str = Field(default="", max_length=200, description="出租方名称")
     owner_category: OwnerCategory = Field(description="出租房屋产权类别")
     in_beijing: bool = Field(description="房屋位于北京市内")
     monthly_rent: Money = Field(description="月租金（元）")

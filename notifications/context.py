@@ -26,7 +26,19 @@ ADMINISTRATIVE_NOTICES = {
     NoticeKind.DECISION_GRANTED,
     NoticeKind.DECISION_PARTIAL,
     NoticeKind.DECISION_REFUSED,
+    NoticeKind.EXPIRED,  # 终止办理 ends the application: an act the applicant may challenge
 }
+# what the remedy sentence says is challenged, and in which document it was received
+CHALLENGED: dict[NoticeKind, tuple[str, str]] = {
+    NoticeKind.NOT_ACCEPTED: ("本机关不予受理的决定", "通知书"),
+    NoticeKind.EXPIRED: ("本机关终止办理的决定", "告知书"),
+}
+CIVIL_TITLES = {  # a landlord's waiver is told, not decided
+    NoticeKind.DECISION_GRANTED: "租金减免告知书",
+    NoticeKind.DECISION_PARTIAL: "租金减免告知书",
+    NoticeKind.DECISION_REFUSED: "租金减免核实情况告知书",
+}
+LICENCE_LAW_TYPES = {"licence_extension"}  # the other types only follow 行政许可法 by analogy
 CIVIL_TYPES = {"rent_state_property"}  # a landlord's waiver: no administrative remedy
 LICENCE_TYPES = {"food_production": "食品生产许可证", "food_business": "食品经营许可证"}
 
@@ -101,14 +113,20 @@ def contacts_text(a: Assessment, issuer: Route | None) -> str:
 
 
 def applicant_label(facts: dict[str, Any]) -> tuple[str, str]:
-    """(how the notice addresses the applicant, its identifier)."""
+    """(how the notice addresses the applicant, its identifier): by name, an individual
+    business with its operator; never by a bare code (GB/T 9704-2012 主送机关)."""
     party = facts.get("applicant") or facts.get("licensee") or {}
     ident = party.get("uscc") or party.get("registration_no") or ""
     name = party.get("name") or ""
-    if not name and party.get("kind") == "individual_business":
-        operator = party.get("operator_name")
-        name = f"个体工商户（经营者：{operator}）" if operator else "个体工商户（无字号）"
-    return name or ident, ident
+    operator = party.get("operator_name")
+    if party.get("kind") == "individual_business":
+        if not name:
+            name = "个体工商户（无字号）"
+        if operator:
+            name = f"{name}（经营者：{operator}）"
+    if not name:
+        name = f"统一社会信用代码为{ident}的申请单位"
+    return name, ident
 
 
 def facts_found(inp: NoticeInput) -> list[str]:
@@ -150,28 +168,66 @@ def reply_request(inp: NoticeInput) -> dict[str, str]:
 
 
 def remedy(inp: NoticeInput, issuer: Route | None) -> dict[str, Any]:
-    """救济途径: reconsideration and lawsuit for administrative decisions; the supervising
-    bureau for a landlord's civil rent waiver; nothing for other notices."""
+    """救济途径: reconsideration and lawsuit for administrative decisions, before the bodies
+    that the law in force on the issue date names for the deciding authority's level; the
+    supervising bureau for a landlord's civil rent waiver; where an objection goes for a body
+    that is not an administrative organ; nothing for other notices."""
     if inp.kind not in ADMINISTRATIVE_NOTICES:
         return {"kind": "none"}
     if inp.case_type in CIVIL_TYPES:
-        return {
-            "kind": "civil",
-            "supervisor": issuer.unit if issuer else "",
-            "contacts": contacts_text(inp.assessment, issuer),
-        }
+        return {"kind": "civil", "task_force": task_force(inp.edition)}
     n = inp.edition.notices
     decider = inp.edition.bureau(issuer.bureau_code if issuer else "district_government")
-    where = n.remedies[decider.level]  # an act of 区政府 is not challenged before 区政府
-    if not where.administrative:  # 区总工会 makes no administrative act
+    where = n.remedy(decider.level, inp.issued_on)  # 区政府's act is not challenged before it
+    if not where.administrative:
         return {"kind": "objection", "text": where.objection_zh}
     return {
         "kind": "administrative",
         "days_zh": number_zh(n.reconsideration_days.value),
         "months_zh": number_zh(n.lawsuit_months.value),
-        "body": where.reconsideration_body,
+        "body": where.reconsideration_body.format(superior=decider.superior or "上一级主管部门"),
         "court": where.court,
+        "act": CHALLENGED.get(inp.kind, ("本决定", "决定书"))[0],
+        "document": CHALLENGED.get(inp.kind, ("本决定", "决定书"))[1],
     }
+
+
+def task_force(e: Edition) -> str:
+    """工作专班: the unit a tenant turns to when a landlord does not give the waiver."""
+    p = e.rent_state_property
+    if p is None:
+        return ""
+    bureau, section = e.section(p.task_force)
+    unit = f"{bureau.formal_name}{section.name if section else ''}"
+    people = "、".join(f"{c.person}，电话{c.phone}" for c in (section.contacts if section else []))
+    return f"国有房屋租金减免工作专班（{unit}{'，' + people if people else ''}）"
+
+
+def civil_context(inp: NoticeInput, issuer: Route | None) -> dict[str, Any] | None:
+    """A state-owned landlord's waiver: who the landlord is and what the notifying unit is."""
+    if inp.case_type not in CIVIL_TYPES:
+        return None
+    from models.field_labels import label_of
+
+    lease = inp.facts.get("lease") or {}
+    category = str(lease.get("owner_category") or "")
+    entry = label_of("Lease", "owner_category")
+    kind = entry.options.get(category, category) if entry else category
+    coordinates = category in ("central_SOE", "municipal_state")  # the 专班 coordinates only
+    return {
+        "landlord": lease.get("landlord") or f"{kind}出租方（租赁合同所载）",
+        "role": "负责协调的部门" if coordinates else "出租方的监管部门",
+    }
+
+
+def quoted(clause: str) -> str:
+    """A clause inside “…”: its own double quotes become single ones (GB/T 15834)."""
+    return clause.replace("“", "‘").replace("”", "’")
+
+
+def formal_name(e: Edition, route: Route | None) -> str:
+    """The full name of the organ a notice is issued in (GB/T 9704-2012: not its short name)."""
+    return e.bureau(route.bureau_code).formal_name if route is not None else e.issuer
 
 
 def build(inp: NoticeInput) -> dict[str, Any]:
@@ -183,20 +239,27 @@ def build(inp: NoticeInput) -> dict[str, Any]:
     measure = e.measure_of(inp.case_type)
     clauses: list[str] = []
     for clause in [c.clause for c in a.checks] + [c.clause for c in a.components]:
-        if clause not in clauses:
-            clauses.append(clause)
+        if quoted(clause) not in clauses:
+            clauses.append(quoted(clause))
+    reasons: list[str] = []  # each once, in the order the checks ran, the officer's last
+    for reason in [c.reason_zh for c in a.checks if not c.passed] + [inp.reason or ""]:
+        if reason and reason not in reasons:
+            reasons.append(reason)
+    civil = civil_context(inp, issuer)
     licence = inp.facts.get("licence") or {}
     effect = a.effect
     return {
         "notice": {
             "kind": inp.kind.value,
-            "title": NOTICE_ZH[inp.kind],
+            "title": CIVIL_TITLES.get(inp.kind, NOTICE_ZH[inp.kind])
+            if civil
+            else NOTICE_ZH[inp.kind],
             "doc_number": inp.doc_number,
             "issued_on": zh_date(inp.issued_on),
         },
         "issuer": {
-            "name": issuer.bureau_name if issuer else e.issuer,
-            "unit": issuer.unit if issuer else e.issuer,
+            "name": formal_name(e, issuer),
+            "unit": f"{formal_name(e, issuer)}{issuer.section_name}" if issuer else e.issuer,
         },
         "contacts": contacts_text(a, issuer),
         "recipient": label,
@@ -212,8 +275,10 @@ def build(inp: NoticeInput) -> dict[str, Any]:
         "clauses": clauses,
         "facts": facts_found(inp),
         "checks": [{"reason": c.reason_zh, "passed": c.passed} for c in a.checks],
-        "reasons": [c.reason_zh for c in a.checks if not c.passed]
-        + ([inp.reason] if inp.reason else []),
+        "reasons": reasons,
+        "civil": civil,
+        "licence_law": "依照" if inp.case_type in LICENCE_LAW_TYPES else "参照",
+        "system_name": e.notices.system_name,
         "components": [
             {"label": c.label_zh, "amount": format_cny(c.ceiling), "formula": c.formula_zh}
             for c in a.components
@@ -230,7 +295,11 @@ def build(inp: NoticeInput) -> dict[str, Any]:
             "original_expiry": zh_date(date.fromisoformat(effect["original_expiry"]))
             if effect.get("original_expiry")
             else None,
-            "green_channel": effect.get("green_channel"),
+            # the green channel helps renew before the extended date: not once it has passed
+            "green_channel": effect.get("green_channel")
+            if effect.get("new_expiry") in (None, "pending_lift")
+            or inp.issued_on <= date.fromisoformat(effect["new_expiry"])
+            else "lapsed",
             "statement": effect.get("statement", ""),
             "referred_to": effect.get("referred_to", ""),
         },
@@ -252,7 +321,7 @@ def build(inp: NoticeInput) -> dict[str, Any]:
         "payout": {
             "amount": format_cny(granted),
             "amount_upper": money_upper(granted),
-            "payer": issuer.bureau_name if issuer else "",
+            "payer": formal_name(e, issuer) if issuer else "",
             "reference": inp.reference or "",
         },
         "remedy": remedy(inp, issuer),

@@ -49,19 +49,35 @@ class Section(Frozen):
     contacts: list[Contact] = Field(default_factory=list)
 
 
-AuthorityLevel = Literal["department", "government", "organisation"]
+AuthorityLevel = Literal["department", "government", "vertical", "organisation"]
 
 
 class Bureau(Frozen):
     code: str
-    name: str
+    name: str = Field(description="the short name the document uses (区市场监管局)")
+    full_name: str = Field(
+        default="",
+        description="the organ's full name, as a notice is issued and sealed in it "
+        "(北京市东城区市场监督管理局; PROPOSAL: for the bureau to confirm)",
+    )
+    superior: str = Field(
+        default="",
+        description="the next higher competent department (上一级主管部门), where the law lets "
+        "an applicant seek reconsideration there (PROPOSAL: for the bureau to confirm)",
+    )
     doc_prefix: str = Field(description="issuer code of document numbers (PROPOSAL)")
     level: AuthorityLevel = Field(
         default="department",
-        description="a district government department, or the district government itself: "
-        "which body hears a reconsideration of its acts follows from it",
+        description="a district government department, the district government itself, a "
+        "vertically led organ (税务), or a body that is not an administrative organ: which body "
+        "hears a reconsideration of its acts follows from it",
     )
     sections: list[Section]
+
+    @property
+    def formal_name(self) -> str:
+        """The name a notice is issued in: the full name, else the document's."""
+        return self.full_name or self.name
 
 
 class NoDoubleBenefit(Frozen):
@@ -94,12 +110,21 @@ class Remedy(Frozen):
     administrative act: its notices name no reconsideration body, only where an objection goes.
     """
 
+    in_force_from: date | None = Field(default=None, description="the law's first day")
+    in_force_to: date | None = Field(default=None, description="the law's last day")
     administrative: bool = True
-    reconsideration_body: str = ""
+    reconsideration_body: str = Field(
+        default="", description="may name {superior}: the deciding bureau's 上一级主管部门"
+    )
     court: str = ""
     objection_zh: str = ""
     basis: Basis = Basis.LAW
     clause: str
+
+    def in_force(self, day: date) -> bool:
+        return (self.in_force_from is None or self.in_force_from <= day) and (
+            self.in_force_to is None or day <= self.in_force_to
+        )
 
     @model_validator(mode="after")
     def _complete(self) -> Remedy:
@@ -116,10 +141,23 @@ class NoticeParams(Frozen):
 
     reconsideration_days: Sourced[int]
     lawsuit_months: Sourced[int]
-    remedies: dict[AuthorityLevel, Remedy]
+    remedies: dict[AuthorityLevel, list[Remedy]] = Field(
+        description="per level of the deciding authority, the law in force on each issue date"
+    )
     correction_consequence: str
     deferred_consequence: str
     more_info_consequence: str
+    system_name: str = Field(
+        default="惠企政策兑现系统",
+        description="how the system signs the reminders it sends bureaus (PROPOSAL)",
+    )
+
+    def remedy(self, level: AuthorityLevel, issued_on: date) -> Remedy:
+        """The remedy the law in force on the issue date gives against this level's acts."""
+        for r in self.remedies.get(level, []):
+            if r.in_force(issued_on):
+                return r
+        raise KeyError(f"notices.remedies.{level}: no law in force on {issued_on}")
 
 
 class SlotCondition(Frozen):
@@ -176,6 +214,10 @@ class RentStatePropertyParams(Frozen):
     collective_clause: str
     final_operator_clause: str
     supervisors: dict[str, str]
+    task_force: str = Field(
+        description="the 专班 that coordinates the waivers: where a tenant turns when a landlord "
+        "does not give what the policy says"
+    )
 
 
 class IncubatorSubsidyParams(Frozen):
@@ -347,6 +389,7 @@ class Edition(Frozen):
         refs = [p.settings.municipal_state_property_unit.value, p.settings.subsidy_payer.value]
         if p.rent_state_property:
             refs += p.rent_state_property.supervisors.values()
+            refs.append(p.rent_state_property.task_force)
         if p.rent_incubator_subsidy:
             refs += p.rent_incubator_subsidy.confirming_units.values()
         if p.rent_park_subsidy:

@@ -134,9 +134,10 @@ def test_a_union_refund_names_no_administrative_remedy(sqlite_url: str) -> None:
         refusal = ss.execute(
             select(Notice).where(Notice.case_id == case_id, Notice.kind == "decision_refused")
         ).scalar_one()
-    assert "申请行政复议" not in refusal.body_text and "不属于行政行为" in refusal.body_text
+    assert "申请行政复议" not in refusal.body_text
+    assert "不属于行政机关作出的行政行为" in refusal.body_text
     assert "仅小微企业可以申请" in refusal.body_text
-    assert refusal.issuer == "区总工会基层工作部"
+    assert refusal.issuer == "北京市东城区总工会基层工作部"
     print(refusal.body_text)
 
 

@@ -187,11 +187,19 @@ def test_golden_text(every_kind: dict[str, Notice], kind: str) -> None:
 def test_decision_notices_carry_what_the_law_requires(every_kind: dict[str, Notice]) -> None:
     for kind in ("decision_granted", "decision_partial", "decision_refused", "not_accepted"):
         text = every_kind[kind].body_text
-        assert "六十日内向北京市东城区人民政府申请行政复议" in text, kind
+        # decided in 2022: the 2017 law, which lets the applicant choose the 区政府 or the
+        # bureau's 上一级主管部门 (the 2023 revision, from 2024-01-01, names only the 区政府)
+        assert "六十日内向北京市东城区人民政府或者" in text, kind
         assert "六个月内依法向有管辖权的人民法院提起行政诉讼" in text, kind
         assert "东政发〔2022〕8号" in text and "联系人：" in text, kind
+    assert (
+        "如不服本机关不予受理的决定，可以自收到本通知书之日起"
+        in every_kind["not_accepted"].body_text
+    )
+    assert "如不服本机关终止办理的决定，可以自收到本告知书之日起" in every_kind["expired"].body_text
     civil = every_kind["decision_granted_civil"].body_text
-    assert "行政复议" not in civil and "区国资委资产管理科反映" in civil
+    assert "行政复议" not in civil and "决定" not in civil.replace("不是行政决定", "")
+    assert "本告知书不是行政决定" in civil and "工作专班" in civil and "民事诉讼" in civil
     assert "柒万伍仟元整" in every_kind["payout"].body_text  # 人民币大写 by cn2an
     assert re.fullmatch(r"东[^〔]+〔2022〕[1-9]\d*号", every_kind["payout"].doc_number or "")
     assert every_kind["task_escalation"].audience == "bureau"
@@ -231,7 +239,7 @@ def test_html_escapes(every_kind: dict[str, Notice]) -> None:
             },
         ).html
     )
-    assert n.body_text.startswith("区市场监管局")
+    assert n.body_text.startswith("北京市东城区市场监督管理局")
 
 
 # ---------------------------------------------------------------- delivery
@@ -544,6 +552,23 @@ def test_the_remedy_follows_the_deciding_authority(engine: CaseEngine) -> None:
     assert "六十日内向北京市人民政府申请行政复议" in park_text
     assert "依法向北京市第四中级人民法院提起行政诉讼" in park_text
     assert "北京市东城区人民政府申请行政复议" not in park_text
-    assert park_text.splitlines()[0] == "区政府"  # the issuer is the district government
-    assert "六十日内向北京市东城区人民政府申请行政复议" in loan_text
+    assert park_text.splitlines()[0] == "北京市东城区人民政府"  # issued in its full name
+    # decided in 2022: the 2017 law lets the applicant choose the 区政府 or the 上一级主管部门
+    assert "六十日内向北京市东城区人民政府或者北京市地方金融监督管理局申请行政复议" in loan_text
     assert "北京市第四中级人民法院" not in loan_text
+
+
+def test_a_decision_from_2024_follows_the_2023_law(db_url: str) -> None:
+    """The remedy follows the law in force on the day of the decision, not of the filing."""
+    filed = make_case_engine(db_url)
+    [loan] = submit(filed, S.application("LOAN-01"))
+    [park] = submit(filed, S.application("RENT-08"))
+    later = make_case_engine(db_url, now=datetime(2024, 3, 4, 10, tzinfo=SHANGHAI))
+    decide(later, loan.case_id, approve=True)
+    decide(later, park.case_id, approve=True)
+    loan_text = one(later, loan.case_id, "decision_granted").body_text
+    park_text = one(later, park.case_id, "decision_partial").body_text
+    assert "六十日内向北京市东城区人民政府申请行政复议" in loan_text  # the 2023 law: 区政府 only
+    assert "上一级主管部门" not in loan_text and "金融监督管理局申请" not in loan_text
+    assert "六十日内向北京市人民政府申请行政复议" in park_text
+    assert "2024年3月4日" in loan_text
