@@ -2,11 +2,12 @@
 
 The batch (cli/data/demo_batch.json) holds every core type and four configured ones (a union-fee
 refund paid out, a social-insurance deferral, a 中关村 referral, an out-of-scope arrears
-complaint): grants, refusals, a chain with three stores, a building whose second application finds its 1,000,000 cap used up, a loan
-case whose reviewer asks for more information, and late or out-of-scope filings. The demo
-plays the people: bureaus decide as a careful reviewer would (pass what the rules allow, fail
-what they refuse, with the rules' reasons), the applicant answers the request for information,
-and the treasury pays every instruction. Each stage is a real Prefect flow run.
+complaint): grants, refusals, a chain with three stores, a building whose second application
+finds its 1,000,000 cap used up, a loan case whose reviewer asks for more information, and
+late or out-of-scope filings. The demo plays the people: bureaus decide as a careful reviewer
+would (pass what the rules allow, fail what they refuse, with the rules' reasons), the
+applicant answers the request for information, and the treasury pays every instruction. Each
+stage is a real Prefect flow run.
 """
 
 from __future__ import annotations
@@ -188,11 +189,12 @@ def _run(database: Path, work: Path, port: int, runs: list[str]) -> dict[str, An
                     ),
                 )
                 refused += [(account, r) for r in result.refused]
-        # an approval the engine refused (a cap used up): the same decider rejects
+        # an approval the engine refused (a cap used up): the same decider rejects, giving the
+        # applicant the reason in the policy's terms (never the engine's message)
         by_decider: dict[str, list[dict[str, Any]]] = {}
         for account, r in refused:
             by_decider.setdefault(account, []).append(
-                {"case_no": r["case_no"], "action": "reject", "reason": r["message"]}
+                {"case_no": r["case_no"], "action": "reject", "reason": CAP_USED_UP}
             )
         for account, rows in sorted(by_decider.items()):
             path = work / f"decisions-4-{account}.json"
@@ -211,6 +213,7 @@ def _run(database: Path, work: Path, port: int, runs: list[str]) -> dict[str, An
 
 
 OPS = "demo-ops"  # the operator who enters the paper applications
+CAP_USED_UP = "该园区或楼宇的补贴封顶额度已全部用完，无可准予的金额"
 
 
 def _reviewer(unit: str, n: int) -> str:

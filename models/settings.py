@@ -74,6 +74,18 @@ class Settings(BaseSettings):
         default="relief-documents",
         description="Directory of uploaded documents, stored by sha256 (models/document_store.py).",
     )
+    notice_form_confirmed: bool = Field(
+        default=False,
+        description="true once every issuing bureau has confirmed its document-number prefix "
+        "(the edition's doc_prefix, a PROPOSAL) and its seal: until then each notice says that "
+        "its number and seal are unconfirmed (the demo and tests run so).",
+    )
+    notice_seal_line: str = Field(
+        default="（印章）",
+        max_length=60,
+        description="printed under the issue date once the form is confirmed: where the seal "
+        "(or the e-seal of the signing system) stands (行政许可法第三十二条、第三十八条).",
+    )
     editions_dir: Path | None = Field(
         default=None,
         description="A directory of the district's own policy editions (YAML and source text), "

@@ -64,6 +64,9 @@ class NoticeInput:
     reference: str | None = None
     task: dict[str, Any] = field(default_factory=dict)
     working_days: int = 0
+    decision_ref: str | None = None
+    form_confirmed: bool = False  # RELIEF_NOTICE_FORM_CONFIRMED
+    seal_line: str = ""
 
 
 @functools.lru_cache(maxsize=4096)  # cn2an takes ~0.2 ms; a notice asks twice
@@ -279,6 +282,11 @@ def build(inp: NoticeInput) -> dict[str, Any]:
         "civil": civil,
         "licence_law": "依照" if inp.case_type in LICENCE_LAW_TYPES else "参照",
         "system_name": e.notices.system_name,
+        "form": {
+            "seal_line": inp.seal_line
+            if inp.form_confirmed
+            else "（样式文书：发文字号和印章尚待发文机关确认）"
+        },
         "components": [
             {"label": c.label_zh, "amount": format_cny(c.ceiling), "formula": c.formula_zh}
             for c in a.components
@@ -323,6 +331,10 @@ def build(inp: NoticeInput) -> dict[str, Any]:
             "amount_upper": money_upper(granted),
             "payer": formal_name(e, issuer) if issuer else "",
             "reference": inp.reference or "",
+            "decision_ref": inp.decision_ref or "",
+            "paid_on": zh_date(inp.issued_on),
+            "payee": label if label != f"统一社会信用代码为{ident}的申请单位" else "你单位",
+            "payee_identity": ident,
         },
         "remedy": remedy(inp, issuer),
         "request": reply_request(inp),

@@ -26,8 +26,12 @@ from states.notice_issuer import NoticeRequest
 class NoticeWriter:
     """Numbers and renders notices (notifications/ templates) for the engine."""
 
-    def __init__(self, *, working_days: int) -> None:
+    def __init__(
+        self, *, working_days: int, form_confirmed: bool = False, seal_line: str = ""
+    ) -> None:
         self.working_days = working_days  # stated on the 受理通知书 (办理时限)
+        self.form_confirmed = form_confirmed  # RELIEF_NOTICE_FORM_CONFIRMED
+        self.seal_line = seal_line
 
     def doc_prefix(self, request: NoticeRequest) -> str | None:
         if request.kind in UNNUMBERED_NOTICES:
@@ -63,6 +67,9 @@ class NoticeWriter:
                 reference=request.reference,
                 task=jsonable(request.task),
                 working_days=self.working_days,
+                decision_ref=request.decision_ref,
+                form_confirmed=self.form_confirmed,
+                seal_line=self.seal_line,
             )
         )
         rendered = render_notice(request.kind.value, context)
@@ -101,5 +108,9 @@ def engine_with_notices(
 ) -> CaseEngine:
     """The case engine, writing its notices with this module's NoticeWriter (every door makes
     its engine here: states/ does not import notifications/)."""
-    writer = NoticeWriter(working_days=settings.review_due_working_days)
+    writer = NoticeWriter(
+        working_days=settings.review_due_working_days,
+        form_confirmed=settings.notice_form_confirmed,
+        seal_line=settings.notice_seal_line,
+    )
     return CaseEngine(db, settings=settings, clock=clock, issuer=writer)

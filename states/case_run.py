@@ -14,6 +14,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+from sqlmodel import col, select
 from transitions import Machine, MachineError
 
 from base.clock import Clock
@@ -24,7 +25,7 @@ from models.input_errors import FieldError, InvalidApplication, parse_applicatio
 from models.receipts import PaperReceipt
 from models.settings import Settings
 from models.statuses import RequestStatus, TaskStatus
-from models.tables import ApplicantRequest, CapGrant, CaseDocument, Payout, ReviewTask
+from models.tables import ApplicantRequest, CapGrant, CaseDocument, Notice, Payout, ReviewTask
 from states.actors import Actor
 from states.authority import authorize
 from states.catalog import CaseTypeSpec, spec_for
@@ -644,7 +645,19 @@ class Stepper:
             deadline=deadline,
             reference=payload.get("external_ref"),
             task=jsonable(task or {}),
+            decision_ref=self.decision_number(case.id) if kind == NoticeKind.PAYOUT else None,
         )
+
+    def decision_number(self, case_id: int) -> str | None:
+        """The document number of the case's decision (a payout notice cites it)."""
+        kinds = [NoticeKind.DECISION_GRANTED.value, NoticeKind.DECISION_PARTIAL.value]
+        row = self.uow.s.execute(
+            select(Notice.doc_number)  # type: ignore[call-overload]
+            .where(Notice.case_id == case_id, col(Notice.kind).in_(kinds))
+            .order_by(col(Notice.id).desc())
+            .limit(1)
+        ).first()
+        return row[0] if row else None
 
 
 # ---------------------------------------------------------------- helpers

@@ -39,6 +39,7 @@ class NoticeRequest:
     deadline: date | None = None
     reference: str | None = None
     task: dict[str, Any] = field(default_factory=dict)  # a bureau notice's task
+    decision_ref: str | None = None  # a payout notice: the number of the decision it carries out
 
 
 class NoticeIssuer(Protocol):

@@ -236,6 +236,7 @@ def test_html_escapes(every_kind: dict[str, Notice]) -> None:
                 "remedy": {"kind": "none"},
                 "contacts": "",
                 "case": {"type_label": "x", "case_no": "1"},
+                "form": {"seal_line": "<script>"},
             },
         ).html
     )
