@@ -48,8 +48,12 @@ def assess(
             Check(
                 "applicant.enterprise",
                 passed=not refuse,
-                reason_zh="个体工商户未在文件中列明，按默认做法受理并转人工复核",
-                reason_en="individual businesses are not named; accepted with manual review",
+                reason_zh="个体工商户未在文件中列明，本机关按现行做法不予办理"
+                if refuse
+                else "个体工商户未在文件中列明，按默认做法受理并转人工复核",
+                reason_en="individual businesses are not named; not taken under this edition"
+                if refuse
+                else "individual businesses are not named; accepted with manual review",
                 clause=p.service_clause,
                 basis=Basis.PROPOSAL,
                 manual_review=not refuse,

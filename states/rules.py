@@ -13,6 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from base.civil_dates import zh_date
 from base.money import to_money
 from models.applications import Enjoyed7, Party, Prior7Declaration
 from states.edition import Basis, Edition
@@ -270,10 +271,10 @@ def window_check(edition: Edition, filed_on: date) -> Check:
         code="window",
         passed=ok,
         reason_zh=(
-            f"申请日期{filed_on.isoformat()}在本细则有效期内"
+            f"申请日期{zh_date(filed_on)}在本细则有效期内"
             if ok
-            else f"申请日期{filed_on.isoformat()}不在本细则有效期（{start}至{end}）内，"
-            "且该措施未另行规定执行期限"
+            else f"申请日期{zh_date(filed_on)}不在本细则有效期（{zh_date(start)}至{zh_date(end)}）"
+            "内，且该措施未另行规定执行期限"
         ),
         reason_en=(
             f"filed {filed_on} within the window {start}–{end}"
