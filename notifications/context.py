@@ -137,6 +137,8 @@ def facts_found(inp: NoticeInput) -> list[str]:
     a = inp.assessment
     out = [f"{c.label_zh}：{c.formula_zh}" for c in a.components]
     effect = a.effect
+    if effect.get("risk_area") == "true":
+        out.append("房屋所在地被列为疫情中高风险地区")
     if "cumulative_principal" in effect:
         out.append(
             f"驻区金融机构贷款累计金额{format_cny(Decimal(effect['cumulative_principal']))}元"
@@ -240,8 +242,10 @@ def build(inp: NoticeInput) -> dict[str, Any]:
     label, ident = applicant_label(inp.facts)
     granted = inp.granted if inp.granted is not None else a.amount
     measure = e.measure_of(inp.case_type)
-    clauses: list[str] = []
-    for clause in [c.clause for c in a.checks] + [c.clause for c in a.components]:
+    clauses: list[str] = []  # a refusal quotes what it rests on, not every clause of the type
+    refusing = inp.kind in (NoticeKind.NOT_ACCEPTED, NoticeKind.DECISION_REFUSED) and a.failed
+    sources = [c.clause for c in (a.failed if refusing else a.checks)]
+    for clause in sources + ([] if refusing else [c.clause for c in a.components]):
         if quoted(clause) not in clauses:
             clauses.append(quoted(clause))
     reasons: list[str] = []  # each once, in the order the checks ran, the officer's last
@@ -292,6 +296,8 @@ def build(inp: NoticeInput) -> dict[str, Any]:
             for c in a.components
         ],
         "granted": format_cny(granted),
+        "claimed": format_cny(a.claimed),
+        "excluded": format_cny(max(a.claimed - to_money(granted), Decimal(0))),
         "granted_upper": money_upper(granted),
         "has_amount": bool(a.components),
         "effect": {

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from base.money import money_share, percent, to_money
+from base.money import format_cny, money_share, percent, to_money
 from models.applications import EnterpriseSize, LoanSubsidyApplication
 from states.edition import Basis, Edition, carried
 from states.lifecycle import SubsidyMachine
@@ -81,9 +81,9 @@ def assess(
         Check(
             "loans.cumulative_threshold",
             passed=within,
-            reason_zh=f"累计贷款金额{total}元，未超过{threshold}元（含）"
+            reason_zh=f"累计贷款金额{format_cny(total)}元，未超过{format_cny(threshold)}元（含）"
             if within
-            else f"累计贷款金额{total}元，超过{threshold}元（含）的限额",
+            else f"累计贷款金额{format_cny(total)}元，超过{format_cny(threshold)}元（含）的限额",
             reason_en=f"cumulative {total} ≤ {threshold} (inclusive)"
             if within
             else f"cumulative {total} is above {threshold}",
@@ -115,8 +115,8 @@ def assess(
             label_zh="贷款贴息",
             gross=interest,
             ceiling=interest if eligible else zero,
-            formula_zh=f"利息{app.eligible_interest}元 × {percent(rate)}"
-            f"（上限{percent(p.interest_ceiling_rate.value)}）",
+            formula_zh=f"利息{format_cny(app.eligible_interest)}元 × {percent(rate)}"
+            f"（本机关采用的贴息比例；文件规定最高{percent(p.interest_ceiling_rate.value)}）",
             clause=p.interest_ceiling_rate.clause,
         ),
         Component(
@@ -124,7 +124,8 @@ def assess(
             label_zh="担保费补贴",
             gross=guarantee,
             ceiling=guarantee if eligible else zero,
-            formula_zh=f"已付担保费{app.guarantee_fee_paid}元，每家企业{year}年最高{cap}元",
+            formula_zh=f"已付担保费{format_cny(app.guarantee_fee_paid)}元，最高{format_cny(cap)}元"
+            f"（按每家企业{year}年计，本机关采用的口径）",
             clause=p.guarantee_cap.clause,
             cap_key=guarantee_cap_key(app, edition),
             cap_limit=cap,

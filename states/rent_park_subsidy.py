@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from base.money import money_share, percent, to_money
+from base.money import format_cny, money_share, percent, to_money
 from models.applications import ParkSubsidyApplication
 from states.edition import Basis, Edition, carried
 from states.lifecycle import SubsidyMachine
@@ -109,7 +109,8 @@ def assess(
             "cap.per_property",
             passed=subsidy > 0 or not eligible,
             reason_zh=(
-                f"按{percent(p.rate.value)}计{gross}元，本园区/楼宇累计上限{cap}元，已获{prior}元，尚可补贴{remaining}元"
+                f"按{percent(p.rate.value)}计{format_cny(gross)}元，本园区/楼宇累计上限"
+                f"{format_cny(cap)}元，已获{format_cny(prior)}元，尚可补贴{format_cny(remaining)}元"
             ),
             reason_en=f"{percent(p.rate.value)} gives {gross}; cap {cap}, "
             f"already granted {prior}, remaining {remaining}",
@@ -122,8 +123,8 @@ def assess(
         label_zh="减免租金补贴",
         gross=gross,
         ceiling=subsidy if eligible else Decimal("0.00"),
-        formula_zh=f"减免租金总额{app.confirmed_total_reduced}元 × {percent(p.rate.value)}，"
-        f"本园区/楼宇整体疫情防控期间累计不超过{cap}元",
+        formula_zh=f"减免租金总额{format_cny(app.confirmed_total_reduced)}元 × "
+        f"{percent(p.rate.value)}，本园区/楼宇整体疫情防控期间累计不超过{format_cny(cap)}元",
         clause=p.rate.clause,
         cap_key=cap_key(app),
         cap_limit=cap,

@@ -87,7 +87,7 @@ def test_a_loan_within_every_rule_is_granted_with_both_parts() -> None:
         "2 loans from district institutions in 2022",
     )
     assert said["loans.cumulative_threshold"] == (
-        "累计贷款金额20000000.00元，未超过20000000.00元（含）",
+        "累计贷款金额20,000,000.00元，未超过20,000,000.00元（含）",
         "cumulative 20000000.00 ≤ 20000000.00 (inclusive)",
     )
     amounts = {c.code: c.ceiling for c in a.components}
@@ -123,7 +123,7 @@ FAILED_REASONS = {
                       "only SMEs are eligible"),
     "loans.district_in_year": ("无2022年通过驻区金融机构获得的贷款",
                                "no 2022 loans from district institutions"),
-    "loans.cumulative_threshold": ("累计贷款金额20000000.01元，超过20000000.00元（含）的限额",
+    "loans.cumulative_threshold": ("累计贷款金额20,000,000.01元，超过20,000,000.00元（含）的限额",
                                    "cumulative 20000000.01 is above 20000000.00"),
 }  # fmt: skip
 
@@ -304,7 +304,7 @@ def test_the_park_and_building_reasons_say_what_was_found() -> None:
         "中关村东城园 qualify",
     )
     assert reasons(b)["cap.per_property"] == (
-        "按30%计30000.00元，本园区/楼宇累计上限1000000.00元，已获0.00元，尚可补贴1000000.00元",
+        "按30%计30,000.00元，本园区/楼宇累计上限1,000,000.00元，已获0.00元，尚可补贴1,000,000.00元",
         "30% gives 30000.00; cap 1000000.00, already granted 0.00, remaining 1000000.00",
     )
     assert reasons(b)["tenants.industrial_direction"][0] == (
