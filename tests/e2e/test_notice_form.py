@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +67,13 @@ def notices_for(db_url: str, case_type: str) -> list[tuple[Notice, Case]]:
 def traced(notice: Notice, case: Case) -> str:
     """Everything a number in a notice may come from."""
     days = {case.filed_on, notice.created_at.date()}
+    claimed = Decimal(case.assessment["claimed"])
+    excluded = claimed - (case.amount_granted or claimed)  # a partial grant states it
     return " ".join([
         json.dumps(case.facts, ensure_ascii=False), json.dumps(case.assessment, ensure_ascii=False),
         SOURCE, YAML, case.case_no or "", notice.doc_number or "", case.query_code,
         *(f"{d.year} {d.month} {d.day}" for d in days),
-        json.dumps(notice.payload, ensure_ascii=False, default=str),
+        json.dumps(notice.payload, ensure_ascii=False, default=str), f"{excluded:.2f}",
     ])  # fmt: skip
 
 
