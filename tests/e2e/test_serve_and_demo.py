@@ -276,6 +276,11 @@ def test_demo_finishes_and_matches_the_database(prefect_harness: str, tmp_path: 
         "credit_exemption",
         "licence_extension",
         "loan_subsidy",
+        # configured measures: a refund paid out, a deferral, a referral, an arrears complaint
+        "union_fee_refund",
+        "social_insurance_deferral",
+        "zgc_policy",
+        "arrears_complaint",
     }
     states = dict(db.execute("select state, count(*) from relief_case group by state").fetchall())
     assert states.get("rejected") and states.get("not_accepted") and states.get("closed")
