@@ -132,25 +132,59 @@ def applicant_label(facts: dict[str, Any]) -> tuple[str, str]:
     return name, ident
 
 
+def yuan(value: Any) -> str:
+    return f"{format_cny(Decimal(str(value or 0)))}元"
+
+
 def facts_found(inp: NoticeInput) -> list[str]:
-    """查明的事实: what the rules established, in the rules' words."""
-    a = inp.assessment
-    out = [f"{c.label_zh}：{c.formula_zh}" for c in a.components]
-    effect = a.effect
+    """查明的事实: the facts the decision rests on, as facts (the formulas are in the decision)."""
+    a, f, effect = inp.assessment, inp.facts, inp.assessment.effect
+    out: list[str] = []
+    declared = inp.edition.configured_types.get(inp.case_type)
+    if declared is not None:  # a configured type: each declared fact, by its label
+        for name, spec in declared.facts.items():
+            value = f.get(name)
+            if spec.kind == "money":
+                shown = yuan(value)
+            elif spec.kind == "boolean":
+                shown = "是" if value else "否"
+            elif spec.kind == "choice":
+                shown = spec.choices.get(str(value), str(value))
+            elif spec.kind == "date" and value:
+                shown = zh_date(date.fromisoformat(str(value)))
+            else:
+                shown = str(value) if value not in (None, "") else "未填写"
+            out.append(f"{spec.label.removesuffix('（元）')}：{shown}")
+        return out
+    lease = f.get("lease") or {}
+    if lease:
+        out.append(f"承租房屋月租金{yuan(lease.get('monthly_rent'))}")
+        if lease.get("months_in_2022") is not None:
+            out.append(f"2022年内租期{lease['months_in_2022']}个月")
     if effect.get("risk_area") == "true":
         out.append("房屋所在地被列为疫情中高风险地区")
+    reductions = f.get("reductions") or []
+    if reductions:
+        total = sum((Decimal(str(r.get("amount") or 0)) for r in reductions), Decimal(0))
+        out.append(f"为承租企业减免租金{len(reductions)}笔，合计{yuan(total)}")
+    if "confirmed_total_reduced" in f:
+        out.append(f"经确认的减免租金总额{yuan(f['confirmed_total_reduced'])}")
+        out.append(f"本园区或楼宇此前已获补贴{yuan(f.get('prior_subsidy_for_this_property'))}")
     if "cumulative_principal" in effect:
+        out.append(f"驻区金融机构贷款累计金额{yuan(effect['cumulative_principal'])}")
+    if "eligible_interest" in f:
         out.append(
-            f"驻区金融机构贷款累计金额{format_cny(Decimal(effect['cumulative_principal']))}元"
+            f"应付利息{yuan(f['eligible_interest'])}，已付担保费{yuan(f.get('guarantee_fee_paid'))}"
         )
     if "original_expiry" in effect:
         out.append(f"许可证原有效期至{zh_date(date.fromisoformat(effect['original_expiry']))}")
-    if inp.facts.get("lockdown_lift_date"):
-        out.append(f"封管控解除日期{zh_date(date.fromisoformat(inp.facts['lockdown_lift_date']))}")
-    penalty = inp.facts.get("penalty")
+    if f.get("lockdown_lift_date"):
+        out.append(f"封管控解除日期{zh_date(date.fromisoformat(f['lockdown_lift_date']))}")
+    penalty = f.get("penalty")
     if penalty:
-        out.append(f"行政处罚决定日期{zh_date(date.fromisoformat(penalty['decided']))}")
-    return out
+        out.append(f"行政处罚决定日期{zh_date(date.fromisoformat(penalty['decided']))}，"
+                   f"{'已' if penalty.get('publicised') else '未'}被公示")  # fmt: skip
+    return out or [c.formula_zh for c in a.components]
 
 
 def reply_request(inp: NoticeInput) -> dict[str, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from base.money import money_share, percent, to_money
+from base.money import format_cny, money_share, percent, to_money
 from models.applications import ApplicantKind, EnterpriseSize, IncubatorSubsidyApplication
 from states.edition import Edition, carried
 from states.lifecycle import SubsidyMachine
@@ -88,7 +88,7 @@ def assess(
             "reductions.confirmed",
             passed=bool(confirmed),
             reason_zh=(
-                f"经确认的减免租金总额{eligible_reduced}元"
+                f"经确认的减免租金总额{format_cny(eligible_reduced)}元"
                 + (f"（另有{unconfirmed}笔未经确认，不计入）" if unconfirmed else "")
                 if confirmed
                 else "减免租金尚未经确认"
@@ -120,7 +120,8 @@ def assess(
         label_zh="减免房租补贴",
         gross=subsidy,
         ceiling=subsidy if eligible else Decimal("0.00"),
-        formula_zh=f"经确认的减免租金总额{eligible_reduced}元 × {percent(p.rate.value)}",
+        formula_zh=f"经确认的减免租金总额{format_cny(eligible_reduced)}元 × "
+        f"{percent(p.rate.value)}",
         clause=p.rate.clause,
     )
     unit = p.confirming_units[inc.management_scope]

@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from base.money import to_money
+from base.money import format_cny, to_money
 from models.applications import ApplicantKind, EnterpriseSize, Lease, RentStatePropertyApplication
 from models.applications import StoreLease as StoreLeaseInput
 from states.edition import Basis, Edition, carried
@@ -208,7 +208,7 @@ def _assess_lease(
     gross = to_money(Decimal(billable) * lease.monthly_rent)
     eligible = all(c.passed for c in checks)
     ceiling = gross if eligible else Decimal("0.00")
-    formula = f"{billable}个月 × 月租金{lease.monthly_rent}元"
+    formula = f"{billable}个月 × 月租金{format_cny(lease.monthly_rent)}元"
     if months_in_year is not None and months_in_year < months:
         formula += f"（{p.benefit_year.value}年内租期仅{months_in_year}个月）"
     component = Component(

@@ -51,6 +51,7 @@ RULE_TESTS = [  # the fast ones first: a killed mutant stops at its first failur
     "tests/unit/test_rule_checks.py",
     "tests/unit/test_configured_rules.py",
     "tests/unit/test_rule_checks_effects.py",
+    "tests/unit/test_rule_checks_rent.py",
     "tests/unit/test_grants.py",
     "tests/unit/test_estimate_scenarios.py",
     "tests/unit/test_cap_properties.py",

@@ -69,11 +69,13 @@ def traced(notice: Notice, case: Case) -> str:
     days = {case.filed_on, notice.created_at.date()}
     claimed = Decimal(case.assessment["claimed"])
     excluded = claimed - (case.amount_granted or claimed)  # a partial grant states it
+    reductions = sum(Decimal(str(r.get("amount") or 0)) for r in case.facts.get("reductions", []))
     return " ".join([
         json.dumps(case.facts, ensure_ascii=False), json.dumps(case.assessment, ensure_ascii=False),
         SOURCE, YAML, case.case_no or "", notice.doc_number or "", case.query_code,
         *(f"{d.year} {d.month} {d.day}" for d in days),
         json.dumps(notice.payload, ensure_ascii=False, default=str), f"{excluded:.2f}",
+        f"{reductions:.2f}",
     ])  # fmt: skip
 
 

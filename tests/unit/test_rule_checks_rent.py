@@ -134,7 +134,7 @@ def test_an_individual_business_in_district_soe_property_gets_three_months() -> 
     assert (component.code, component.gross, component.ceiling) == (
         "rent_reduction", Decimal("24000.00"), Decimal("24000.00")
     )  # fmt: skip
-    assert component.formula_zh == "3个月 × 月租金8000元"
+    assert component.formula_zh == "3个月 × 月租金8,000.00元"
     assert component.clause == "减免3个月房屋租金"
     assert a.amount == a.claimed == Decimal("24000.00")
     assert a.effect == {"months": "3", "reduction": "24000.00", "risk_area": "false"}
@@ -154,7 +154,7 @@ def test_a_risk_area_gives_six_months_and_paying_tax_in_beijing_is_enough() -> N
         True, "在京注册或在京纳税", "registered or paying tax in Beijing"
     )  # fmt: skip
     [component] = a.components
-    assert component.formula_zh == "6个月 × 月租金30000元"
+    assert component.formula_zh == "6个月 × 月租金30,000.00元"
     assert component.clause == "如房屋所在地被列为疫情中高风险地区，减免6个月房屋租金"
     assert a.amount == Decimal("180000.00")
     assert a.effect == {"months": "6", "reduction": "180000.00", "risk_area": "true"}
@@ -297,18 +297,18 @@ def test_months_are_limited_to_the_lease_term_inside_2022() -> None:
     """减免3个月 (or 6) but never more months than the lease runs in 2022."""
     two = judged(rent(months_in_2022=2))
     [component] = two.components
-    assert component.formula_zh == "2个月 × 月租金8000元（2022年内租期仅2个月）"
+    assert component.formula_zh == "2个月 × 月租金8,000.00元（2022年内租期仅2个月）"
     assert two.amount == Decimal("16000.00") and two.effect["months"] == "2"
     three = judged(rent(months_in_2022=3))  # exactly the three months: nothing to say
-    assert three.components[0].formula_zh == "3个月 × 月租金8000元"
+    assert three.components[0].formula_zh == "3个月 × 月租金8,000.00元"
     assert three.amount == Decimal("24000.00") and three.effect["months"] == "3"
     year = judged(rent(months_in_2022=12))
-    assert year.components[0].formula_zh == "3个月 × 月租金8000元"
+    assert year.components[0].formula_zh == "3个月 × 月租金8,000.00元"
     assert year.amount == Decimal("24000.00")
     risky = rent(months_in_2022=4)
     risky["property_location_listed_medium_high_risk"] = True
     four = judged(risky)
-    assert four.components[0].formula_zh == "4个月 × 月租金8000元（2022年内租期仅4个月）"
+    assert four.components[0].formula_zh == "4个月 × 月租金8,000.00元（2022年内租期仅4个月）"
     assert four.amount == Decimal("32000.00")
     assert four.effect == {"months": "4", "reduction": "32000.00", "risk_area": "true"}
 
@@ -393,14 +393,14 @@ def test_an_incubator_gets_half_of_the_sme_reductions_not_the_large_tenant_s() -
         "2 reductions to SMEs/individual businesses; 1 to large enterprises excluded", SME_CLAUSE,
     )  # fmt: skip
     assert said(a, "reductions.confirmed") == (
-        True, "经确认的减免租金总额150000.00元", "confirmed reductions total 150000.00",
+        True, "经确认的减免租金总额150,000.00元", "confirmed reductions total 150000.00",
         RATE_CLAUSE,
     )  # fmt: skip
     [component] = a.components
     assert (component.code, component.gross, component.ceiling) == (
         "incubator_subsidy", Decimal("75000.00"), Decimal("75000.00")
     )  # fmt: skip
-    assert component.formula_zh == "经确认的减免租金总额150000.00元 × 50%"
+    assert component.formula_zh == "经确认的减免租金总额150,000.00元 × 50%"
     assert component.clause == RATE_CLAUSE
     assert a.amount == Decimal("75000.00") and a.claimed == Decimal("100000.00")
     assert a.effect == {"eligible_reduced": "150000.00"}
@@ -438,7 +438,7 @@ def test_every_reduction_counted_and_confirmed_is_granted_in_full() -> None:
         "为中小微企业和个体工商户减免房租3笔", "3 reductions to SMEs/individual businesses"
     )  # fmt: skip
     assert said(a, "reductions.confirmed")[1:3] == (
-        "经确认的减免租金总额150000.00元", "confirmed reductions total 150000.00"
+        "经确认的减免租金总额150,000.00元", "confirmed reductions total 150000.00"
     )  # fmt: skip
     assert a.amount == a.claimed == Decimal("75000.00")
     assert a.effect == {"eligible_reduced": "150000.00"}
@@ -456,7 +456,7 @@ def test_unconfirmed_reductions_are_not_counted() -> None:
     )
     assert a.decision == Decision.PARTIALLY_GRANTED and failed(a) == []
     assert said(a, "reductions.confirmed")[1:3] == (
-        "经确认的减免租金总额120000.00元（另有2笔未经确认，不计入）",
+        "经确认的减免租金总额120,000.00元（另有2笔未经确认，不计入）",
         "confirmed reductions total 120000.00 (2 unconfirmed not counted)",
     )
     assert a.amount == Decimal("60000.00") and a.claimed == Decimal("110000.00")
