@@ -6,6 +6,7 @@ and no English word, internal code or number that the case or the edition does n
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import date, datetime
 from decimal import Decimal
@@ -25,6 +26,8 @@ from states.edition import EDITIONS_DIR, all_editions
 from states.lifecycle import NoticeKind
 
 ROOT = Path(__file__).parents[2]
+GOLDEN = ROOT / "tests" / "golden" / "notices" / "by_type"
+UPDATE = os.environ.get("RELIEF_UPDATE_GOLDEN") == "1"
 EDITION = all_editions()[0]
 SOURCE = (EDITIONS_DIR / EDITION.source_file).read_text(encoding="utf-8")
 YAML = (EDITIONS_DIR / "dongcheng-2022-8.yaml").read_text(encoding="utf-8")
@@ -82,7 +85,20 @@ def traced(notice: Notice, case: Case) -> str:
 @pytest.mark.parametrize("case_type", sorted(catalog()))
 def test_every_notice_stands_up(sqlite_url: str, case_type: str) -> None:
     seen: set[str] = set()
-    for notice, case in notices_for(sqlite_url, case_type):
+    sent = notices_for(sqlite_url, case_type)
+    # every notice of the three cases, word for word: each deciding authority, civil and
+    # administrative, every type (RELIEF_UPDATE_GOLDEN=1 rewrites; review the diff)
+    texts = "\n".join(
+        f"==== {n.kind} ({c.case_no})\n"
+        + re.sub(r"查询码：[0-9A-Z]{5}-[0-9A-Z]{5}", "查询码：<查询码>", n.body_text)
+        for n, c in sent
+    )
+    path = GOLDEN / f"{case_type}.txt"
+    if UPDATE:
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(texts, encoding="utf-8")
+    assert texts == path.read_text(encoding="utf-8")
+    for notice, case in sent:
         text = notice.body_text
         lines = text.splitlines()
         seen.add(notice.kind)
