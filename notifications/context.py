@@ -370,6 +370,7 @@ def build(inp: NoticeInput) -> dict[str, Any]:
             "amount": format_cny(granted),
             "amount_upper": money_upper(granted),
             "payer": formal_name(e, issuer) if issuer else "",
+            "fund_source": e.bureau(issuer.bureau_code).fund_source if issuer else "",
             "reference": inp.reference or "",
             "decision_ref": inp.decision_ref or "",
             "paid_on": zh_date(inp.issued_on),

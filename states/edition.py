@@ -66,6 +66,9 @@ class Bureau(Frozen):
         "an applicant seek reconsideration there (PROPOSAL: for the bureau to confirm)",
     )
     doc_prefix: str = Field(description="issuer code of document numbers (PROPOSAL)")
+    fund_source: str = Field(
+        default="", description="what a payment by this bureau is paid from (PROPOSAL)"
+    )
     level: AuthorityLevel = Field(
         default="department",
         description="a district government department, the district government itself, a "
