@@ -15,6 +15,7 @@ from typing import Any
 
 import drive
 import pytest
+import staff
 from conftest import make_case_engine
 from sqlalchemy import select
 from sqlmodel import Session
@@ -55,6 +56,14 @@ def notices_for(db_url: str, case_type: str) -> list[tuple[Notice, Case]]:
         ids.append(drive.run_to_the_end(engine, second, approve=False))
         [filing] = drive.submit(late, {**data, "application_date": "2023-01-05"})
         ids.append(filing.case_id)
+        # a fourth asked for more material, then withdrawn by its applicant
+        [asked] = drive.submit(engine, data)
+        if drive.case(engine, asked.case_id).state == "under_review":
+            engine.fire(asked.case_id, "request_info", payload={"items": ["补充说明材料"]},
+                        actor=staff.holder(engine, asked.case_id, "review", n=1))  # fmt: skip
+            engine.fire(asked.case_id, "withdraw",
+                        actor=staff.applicant_of_case(engine, asked.case_id))  # fmt: skip
+            ids.append(asked.case_id)
         with Session(engine.db) as s:
             rows = s.execute(
                 select(Notice, Case).join(Case, Case.id == Notice.case_id)
