@@ -15,6 +15,7 @@ from typing import Any
 from base.civil_dates import zh_date
 from base.money import format_cny, to_money
 from base.query_codes import display as display_query_code
+from base.working_days import add_working_days
 from states.catalog import spec_for
 from states.edition import Edition
 from states.labels import NOTICE_ZH, TASK_ZH
@@ -311,6 +312,9 @@ def build(inp: NoticeInput) -> dict[str, Any]:
             "filed_on": zh_date(inp.filed_on),
             "query_code": display_query_code(inp.query_code),
             "working_days": inp.working_days,
+            "due_on": zh_date(add_working_days(inp.issued_on, inp.working_days))
+            if inp.working_days
+            else "",
         },
         "policy": {"doc_number": e.doc_number, "title": e.title, "measure": measure},
         "clauses": clauses,
