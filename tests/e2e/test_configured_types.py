@@ -69,6 +69,28 @@ def test_rules_say_what_the_document_says(s: dict[str, Any]) -> None:
         assert a.effect.get("code") == want.get("effect")
 
 
+@pytest.mark.parametrize("s", SCENARIOS, ids=lambda s: s["id"])
+def test_relief_estimate_says_it_too(s: dict[str, Any], tmp_path: Path) -> None:
+    """Every scenario through `relief estimate --json`, as an applicant or a clerk runs it."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    path = tmp_path / "application.json"
+    path.write_text(
+        json.dumps({**s["application"], "application_date": str(filed_on(s))}, ensure_ascii=False),
+        encoding="utf-8",
+    )
+    run = CliRunner().invoke(app, ["estimate", str(path), "--json"])
+    assert run.exit_code == 0, run.output
+    out = json.loads(run.output)
+    assert out["decision"] == s["expect"]["decision"]
+    assert out["total"] == s["expect"].get("amount", "0.00")
+    assert [c["code"] for c in out["cases"][0]["checks"] if not c["passed"]] == (
+        [s["expect"]["failed"]] if "failed" in s["expect"] else []
+    )
+
+
 @pytest.mark.parametrize(
     "s", [s for s in SCENARIOS if s["id"] in ("UNION-01", "ZGC-02")], ids=lambda s: s["id"]
 )
