@@ -199,3 +199,28 @@ def test_errors_are_shown_by_the_field_in_chinese_and_nothing_is_filed(
         assert s.exec(select(Case)).all() == []
     anonymous = httpx.get(f"{site['url']}/apply/loan_subsidy", follow_redirects=False)
     assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login"
+
+
+def test_a_configured_form_refuses_what_a_careless_or_hostile_user_types(
+    site: dict[str, Any],
+) -> None:
+    """A measure declared in the edition gets the same field errors, in Chinese, by the field,
+    nothing filed; a choice outside its options and markup in a text field change nothing."""
+    data = example("arrears_complaint")
+    with signed_in(site, "app-arrears_complaint") as c:
+        form = c.get("/apply/arrears_complaint").text
+        assert "欠款单位类别" in form and "区属国有企业" in form  # label and choice names
+        fields = {k: v for k, v in form_values(data).items() if k != "type"}
+        fields["amount_owed"] = ["五万元"]
+        fields["debtor_kind"] = ["<script>alert(1)</script>"]
+        fields["debtor_name"] = ["甲" * 201]
+        posted = [("csrf_token", csrf_of(form)), ("_action", "preview"), *flat(fields)]
+        r = c.post("/apply/arrears_complaint", data=as_form(posted))
+        assert r.status_code == 422
+        alerts = re.findall(r'<span class="error" role="alert">([^<]+)</span>', r.text)
+        assert any("数字金额" in a for a in alerts) and any("取值无效" in a for a in alerts)
+        assert any("过长" in a for a in alerts)
+        assert "<script>alert(1)</script>" not in r.text
+        assert c.get("/apply/no_such_measure").status_code == 404
+    with Session(site["engine"].db) as s:
+        assert s.exec(select(Case).where(col(Case.case_type) == "arrears_complaint")).all() == []

@@ -210,3 +210,10 @@ def test_diff_rejudge_and_migrate(editions: Path, sqlite_url: str, tmp_path: Pat
     refused = runner.invoke(app, ["edition", "migrate", AMENDED, before.case_no or "",
                                   "--as", applicant])  # fmt: skip
     assert refused.exit_code != 0
+    unknown = runner.invoke(app, ["edition", "migrate", "no-such-edition", before.case_no or "",
+                                  "--as", operator.username])  # fmt: skip
+    assert unknown.exit_code == 2 and "没有政策版本" in unknown.output
+    nobody = runner.invoke(app, ["edition", "migrate", AMENDED, "DC-2099-999999'; drop table",
+                                 "--as", operator.username])  # fmt: skip
+    assert nobody.exit_code == 2 and "不存在" in nobody.output
+    assert drive.case(engine, loan.case_id).version == after.version  # nothing more written
