@@ -7,7 +7,7 @@ here. Money fields take numbers or numeric strings and become Decimal; floats ar
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -514,33 +514,33 @@ class ConfiguredApplication(Application):
     applicant: Party
 
 
-ConfiguredSchemas = Callable[[], Mapping[str, type[Application]]]
-_configured_sources: list[ConfiguredSchemas] = []
+ConfiguredLookup = Callable[[str], "type[Application] | None"]
+ConfiguredCodes = Callable[[], list[str]]
+_configured: list[tuple[ConfiguredLookup, ConfiguredCodes]] = []
 
 
-def provide_configured_schemas(source: ConfiguredSchemas) -> None:
-    """The catalog (states/, above this layer) tells the parser where configured types live."""
-    if source not in _configured_sources:
-        _configured_sources.append(source)
-
-
-def configured_schemas() -> dict[str, type[Application]]:
-    out: dict[str, type[Application]] = {}
-    for source in _configured_sources:
-        out.update(source())
-    return out
+def provide_configured_schemas(lookup: ConfiguredLookup, codes: ConfiguredCodes) -> None:
+    """The catalog (states/, above this layer) tells the parser where configured types live:
+    a lookup of one type's schema (built when first asked) and the list of their codes."""
+    if (lookup, codes) not in _configured:
+        _configured.append((lookup, codes))
 
 
 def schema_for(case_type: str) -> type[Application] | None:
     """The schema of a core or configured type; None for a code no edition carries."""
     if case_type in CORE_TYPES:
         return SCHEMAS[CaseType(case_type)]
-    return configured_schemas().get(case_type)
+    for lookup, _ in _configured:
+        found = lookup(case_type)
+        if found is not None:
+            return found
+    return None
 
 
 def type_codes() -> list[str]:
     """Every type an application may name: core, then configured."""
-    return [*(t.value for t in CaseType), *(c for c in configured_schemas() if c not in CORE_TYPES)]
+    extra = [c for _, codes in _configured for c in codes() if c not in CORE_TYPES]
+    return [*(t.value for t in CaseType), *extra]
 
 
 CORE_TYPES = frozenset(t.value for t in CaseType)

@@ -92,18 +92,30 @@ def machine_of(code: str, declared: ConfiguredType) -> TypeMachine:
 
 
 @functools.cache
-def _configured() -> dict[str, CaseTypeSpec]:
+def _declarations() -> dict[str, tuple[Edition, ConfiguredType]]:
+    """Each configured type's newest declaration (editions oldest window first)."""
     latest: dict[str, tuple[Edition, ConfiguredType]] = {}
-    for edition in all_editions():  # oldest window first: the newest declaration wins
+    for edition in all_editions():
         for code, declared in edition.configured_types.items():
             latest[code] = (edition, declared)
-    return {
-        code: CaseTypeSpec(
-            code, declared.label, schema_of(code, declared), configured_rules.assess,
-            machine_of(code, declared), core=False, measure=declared.measure,
-        )
-        for code, (edition, declared) in latest.items()
-    }  # fmt: skip
+    return latest
+
+
+@functools.cache
+def _configured_spec(code: str) -> CaseTypeSpec | None:
+    """One configured type's spec, built when first asked (a schema takes ~20 ms to make)."""
+    found = _declarations().get(code)
+    if found is None:
+        return None
+    _, declared = found
+    return CaseTypeSpec(
+        code, declared.label, schema_of(code, declared), configured_rules.assess,
+        machine_of(code, declared), core=False, measure=declared.measure,
+    )  # fmt: skip
+
+
+def _configured() -> dict[str, CaseTypeSpec]:
+    return {code: spec for code in _declarations() if (spec := _configured_spec(code))}
 
 
 def catalog() -> dict[str, CaseTypeSpec]:
@@ -111,22 +123,24 @@ def catalog() -> dict[str, CaseTypeSpec]:
     return {**CORE, **_configured()}
 
 
-def _configured_schemas() -> dict[str, type[Application]]:
-    return {code: spec.schema for code, spec in _configured().items()}
+def _configured_schema(code: str) -> type[Application] | None:
+    spec = _configured_spec(code)
+    return spec.schema if spec else None
 
 
-provide_configured_schemas(_configured_schemas)
+provide_configured_schemas(_configured_schema, lambda: list(_declarations()))
 
 
 def reload() -> None:
     """Read the editions again (a new edition file dropped in while the process runs)."""
     all_editions.cache_clear()
-    _configured.cache_clear()
+    _declarations.cache_clear()
+    _configured_spec.cache_clear()
 
 
 def spec_for(case_type: str) -> CaseTypeSpec:
     """The spec of a type; KeyError for a code no edition carries."""
-    spec = CORE.get(case_type) or _configured().get(case_type)
+    spec = CORE.get(case_type) or _configured_spec(case_type)
     if spec is None:
         raise KeyError(f"no application type {case_type!r}")
     return spec
