@@ -138,6 +138,9 @@ def _context(
     return {
         "case_type": case_type,
         "type_label": spec_for(case_type).label_zh,
+        "summary": declared.summary
+        if (declared := edition.configured_types.get(case_type))
+        else "",
         "policy_title": edition.title,
         "policy_doc": edition.doc_number,
         "fields": fields,

@@ -210,6 +210,7 @@ def test_a_configured_form_refuses_what_a_careless_or_hostile_user_types(
     with signed_in(site, "app-arrears_complaint") as c:
         form = c.get("/apply/arrears_complaint").text
         assert "欠款单位类别" in form and "区属国有企业" in form  # label and choice names
+        assert "无分歧欠款发现一起清偿一起" in form  # the measure's summary and its clauses
         fields = {k: v for k, v in form_values(data).items() if k != "type"}
         fields["amount_owed"] = ["五万元"]
         fields["debtor_kind"] = ["<script>alert(1)</script>"]
