@@ -141,20 +141,11 @@ def edition_migrate(
     """Move undecided cases to edition B: each judged again under B, one audit event each (run
     `relief edition rejudge B` first to see what changes). A decided case keeps its edition."""
     from cli import render
-    from cli.main import _actor, _engine, _fail_engine, _fail_input, _find_case
-    from models.input_errors import InvalidApplication
-    from states.errors import EngineError
+    from cli.main import _actor, _engine, _engine_step, _find_case
 
     engine = _engine()
     actor = _actor(engine, account)
     ids = [_find_case(engine.db, ref).id for ref in cases]  # every reference first
     for case_id in ids:
-        try:
-            r = engine.migrate_edition(case_id, b, actor=actor)
-        except InvalidApplication as exc:
-            _fail_input(exc.errors)
-            return
-        except EngineError as exc:
-            _fail_engine(exc)
-            return
+        r = _engine_step(lambda c=case_id: engine.migrate_edition(c, b, actor=actor))
         render.line(f"{r.case_no}: → {b} v{r.version}")

@@ -6,9 +6,10 @@ import csv
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 # a second, and the engine, the ORM, pydantic's application models, Alembic and Jinja each cost
 # a tenth of a second or more to import (docs/benchmarks.md, "Starting the command line").
 
+T = TypeVar("T")
 app = typer.Typer(
     help="relief — 东政发〔2022〕8号 助企纾困政策办理系统",
     no_args_is_help=True,
@@ -488,8 +490,7 @@ def fire(
     ] = None,
 ) -> None:
     """Fire a trigger on a case through the engine, as your account."""
-    from models.input_errors import FieldError, InvalidApplication
-    from states.errors import EngineError
+    from models.input_errors import FieldError
 
     engine = _engine()
     actor = _actor(engine, account)
@@ -502,15 +503,24 @@ def fire(
             _fail_input(
                 [FieldError("--payload", "json.syntax", f"不是有效的JSON：{exc.msg}", exc.msg)]
             )
-    try:
-        r = engine.fire(case_id, trigger, actor=actor, payload=body, expected_version=version)
-    except InvalidApplication as exc:
-        _fail_input(exc.errors)
-        return
-    except EngineError as exc:
-        _fail_engine(exc)
-        return
+    r = _engine_step(
+        lambda: engine.fire(case_id, trigger, actor=actor, payload=body, expected_version=version)
+    )
     render.console.print(f"{r.case_no}: {state_zh(r.state)} ({r.state}) v{r.version}")
+
+
+def _engine_step(step: Callable[[], T]) -> T:
+    """Run one engine operation; bad input and refused steps end the command with their
+    message (exit 2 and 3), never a stack trace."""
+    from models.input_errors import InvalidApplication
+    from states.errors import EngineError
+
+    try:
+        return step()
+    except InvalidApplication as exc:
+        return cast(T, _fail_input(exc.errors))
+    except EngineError as exc:
+        return cast(T, _fail_engine(exc))
 
 
 def _read_register(path: Path) -> list[Prior7Entry]:

@@ -68,12 +68,17 @@ def test_schema_and_form_name_every_field_in_chinese(case_type: str) -> None:
     assert found and all(re.search(r"[\u4e00-\u9fff]", label) for label in found), found
 
 
+def engine_on_filing_day(url: str, data: dict[str, Any]) -> Any:
+    """An engine whose clock is the example's own filing date, 10:00 in Beijing."""
+    filed = date.fromisoformat(data["application_date"])
+    return make_case_engine(url, now=datetime(filed.year, filed.month, filed.day, 10,
+                                              tzinfo=SHANGHAI))  # fmt: skip
+
+
 @pytest.mark.parametrize("case_type", TYPES)
 def test_estimate_of_the_example(sqlite_url: str, case_type: str) -> None:
     data = example(case_type)
-    filed = date.fromisoformat(data["application_date"])
-    engine = make_case_engine(sqlite_url, now=datetime(filed.year, filed.month, filed.day, 10,
-                                                       tzinfo=SHANGHAI))  # fmt: skip
+    engine = engine_on_filing_day(sqlite_url, data)
     try:
         app, assessments = engine.estimate(data)
     finally:
@@ -86,9 +91,7 @@ def test_estimate_of_the_example(sqlite_url: str, case_type: str) -> None:
 @pytest.mark.parametrize("case_type", TYPES)
 def test_lifecycle_to_closed(db_url: str, case_type: str) -> None:
     data = example(case_type)
-    filed = date.fromisoformat(data["application_date"])
-    engine = make_case_engine(db_url, now=datetime(filed.year, filed.month, filed.day, 10,
-                                                   tzinfo=SHANGHAI))  # fmt: skip
+    engine = engine_on_filing_day(db_url, data)
     try:
         case_id = drive.run_to_the_end(engine, data, approve=True)
         assert drive.case(engine, case_id).state == "closed"
