@@ -164,6 +164,8 @@ def test_an_individual_business_is_refused_when_the_edition_says_so() -> None:
     assert a.decision == Decision.REFUSED
     [check] = [c for c in a.checks if c.code == "applicant.enterprise"]
     assert (check.passed, check.manual_review) == (False, False)
+    assert check.reason_zh == "个体工商户未在文件中列明，本机关按现行做法不予办理"  # not "受理"
+    assert check.reason_en == "individual businesses are not named; not taken under this edition"
     late = judged(data, on=LATE, edition=refusing_individual_businesses())
     assert late.decision == Decision.NOT_ACCEPTED  # the window is judged first
 
