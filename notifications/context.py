@@ -137,6 +137,12 @@ def yuan(value: Any) -> str:
     return f"{format_cny(Decimal(str(value or 0)))}元"
 
 
+def applicant_named(facts: dict[str, Any]) -> bool:
+    """Whether the applicant gave a name (or is an individual business, named by its kind)."""
+    party = facts.get("applicant") or facts.get("licensee") or {}
+    return bool(party.get("name")) or party.get("kind") == "individual_business"
+
+
 def facts_found(inp: NoticeInput) -> list[str]:
     """查明的事实: the facts the decision rests on, as facts (the formulas are in the decision)."""
     a, f, effect = inp.assessment, inp.facts, inp.assessment.effect
@@ -218,6 +224,7 @@ def remedy(inp: NoticeInput, issuer: Route | None) -> dict[str, Any]:
         return {"kind": "civil", "task_force": task_force(inp.edition)}
     n = inp.edition.notices
     decider = inp.edition.bureau(issuer.bureau_code if issuer else "district_government")
+    challenged = CHALLENGED.get(inp.kind, ("本决定", "决定书"))
     where = n.remedy(decider.level, inp.issued_on)  # 区政府's act is not challenged before it
     if not where.administrative:
         return {"kind": "objection", "text": where.objection_zh}
@@ -227,8 +234,8 @@ def remedy(inp: NoticeInput, issuer: Route | None) -> dict[str, Any]:
         "months_zh": number_zh(n.lawsuit_months.value),
         "body": where.reconsideration_body.format(superior=decider.superior or "上一级主管部门"),
         "court": where.court,
-        "act": CHALLENGED.get(inp.kind, ("本决定", "决定书"))[0],
-        "document": CHALLENGED.get(inp.kind, ("本决定", "决定书"))[1],
+        "act": challenged[0],
+        "document": challenged[1],
     }
 
 
@@ -378,7 +385,7 @@ def build(inp: NoticeInput) -> dict[str, Any]:
             "reference": inp.reference or "",
             "decision_ref": inp.decision_ref or "",
             "paid_on": zh_date(inp.issued_on),
-            "payee": label if label != f"统一社会信用代码为{ident}的申请单位" else "你单位",
+            "payee": label if applicant_named(inp.facts) else "你单位",
             "payee_identity": ident,
         },
         "remedy": remedy(inp, issuer),

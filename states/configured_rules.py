@@ -21,7 +21,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from base.money import format_cny, money_share, percent, to_money
 from models.applications import Application, applicant_of
 from models.field_labels import label_of
-from states.configured_types import CheckSpec, ConfiguredType, FactSpec
+from states.configured_types import CheckSpec, ComponentSpec, ConfiguredType, FactSpec
 from states.edition import Edition
 from states.rules import (
     GRANTING,
@@ -160,7 +160,7 @@ def assess(
     if not eligible:  # nothing for an officer to confirm on a case the rules refuse anyway
         checks = [replace(c, manual_review=False) for c in checks]
     components = tuple(
-        _component(app, declared, c_index, eligible, type_code) for c_index in declared.components
+        _component(app, declared, spec, eligible, type_code) for spec in declared.components
     )
     cut = any(c.ceiling < c.gross for c in components) and eligible
     judged = zip(checks[1:], declared.checks, strict=True)
@@ -198,7 +198,11 @@ def assess(
 
 
 def _component(
-    app: Application, declared: ConfiguredType, spec: Any, eligible: bool, type_code: str
+    app: Application,
+    declared: ConfiguredType,
+    spec: ComponentSpec,
+    eligible: bool,
+    type_code: str,
 ) -> Component:
     fact = declared.facts[spec.base]
     share = declared.params[spec.share].value
