@@ -316,8 +316,12 @@ class Incident(SQLModel, table=True):
     kind: str = Field(max_length=40)
     case_id: int | None = Field(default=None, foreign_key="relief_case.id")
     message: str
-    status: str = Field(default="open", max_length=20)
+    status: str = Field(default="open", max_length=20, description="open or resolved")
     created_at: datetime = Field(sa_type=AwareDateTime)
+    retries: int = Field(default=0, description="retried now by an operator, so many times")
+    resolved_at: datetime | None = Field(default=None, sa_type=AwareDateTime)
+    resolved_by: str | None = Field(default=None, max_length=120)
+    note: str = Field(default="", description="the operator's note on resolving it")
 
 
 class IntakeRecord(SQLModel, table=True):
@@ -386,6 +390,9 @@ class Account(SQLModel, table=True):
     token_hash: str = Field(max_length=64, unique=True)
     password_hash: str | None = Field(default=None, max_length=200)
     active: bool = True
+    section_head: bool = Field(
+        default=False, description="科室负责人: may reassign the open tasks of its section"
+    )
     created_at: datetime = Field(sa_type=AwareDateTime)
 
 
