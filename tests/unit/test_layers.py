@@ -1,5 +1,6 @@
 """Layers point one way (docs/design.md): base/ imports nothing of ours; models/ only base/;
-states/ only base/ and models/; notifications/ below the doors; nothing imports the doors."""
+states/ only base/ and models/; process/ and reports/ read states/ and models/;
+notifications/ below the doors; nothing imports the doors."""
 
 from __future__ import annotations
 
@@ -9,15 +10,23 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[2]
-OURS = {"base", "models", "states", "notifications", "flows", "api", "cli", "templates"}
+OURS = {
+    "base", "models", "states", "notifications", "flows", "api", "cli", "templates", "process",
+    "reports",
+}  # fmt: skip
 ALLOWED = {
     "base": set(),
     "models": {"base"},
     "states": {"base", "models"},
     "notifications": {"base", "models", "states", "templates"},
+    "process": {"base", "models", "states"},
+    "reports": {"base", "models", "states"},
     "flows": {"base", "models", "states", "notifications"},
-    "api": {"base", "models", "states", "notifications", "flows", "templates", "api"},
-    "cli": {"base", "models", "states", "notifications", "flows", "api", "cli"},
+    "api": {
+        "base", "models", "states", "notifications", "flows", "templates", "api", "process",
+        "reports",
+    },
+    "cli": {"base", "models", "states", "notifications", "flows", "api", "cli", "process", "reports"},
 }
 
 
