@@ -15,6 +15,7 @@ import typer
 
 from cli import help_format, render
 from cli.cluster_commands import deploy, worker
+from cli.diagram_command import diagram_command
 from cli.edition_commands import edition_app
 from cli.flow_commands import flow_app
 from models.settings import get_settings
@@ -49,6 +50,7 @@ app.add_typer(flow_app, name="flow")
 account_app = typer.Typer(help="Accounts: operators, reviewers, applicants.", no_args_is_help=True)
 app.add_typer(account_app, name="account")
 app.add_typer(edition_app, name="edition")
+app.command("diagram")(diagram_command)
 app.command()(deploy)
 app.command()(worker)
 

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
 from sqlmodel import Session, col, select
 
 import templates as templates_pkg
@@ -270,7 +271,22 @@ def case_page(request: Request, case_no: str, session: Staff, engine: EngineDep)
         ],
         open_requests=open_requests_text(engine, case),
         backing=backing_documents(edition, case.case_type, detail.checks, documents),
+        diagram=state_diagram(case.case_type, detail),
     )
+
+
+def state_diagram(case_type: str, detail: Any) -> Markup | None:
+    """The type's diagram with this case's state and path marked (Operate's instance view);
+    None where graphviz is not installed (the page then lists the path in words only).
+
+    The SVG is built from our own tables and labels (no applicant text), so it is inlined."""
+    from process.diagram import DiagramUnavailable, highlighted
+
+    taken = [(e.from_state or "draft", e.to_state, e.trigger) for e in detail.history]
+    try:
+        return Markup(highlighted(case_type, detail.state, taken))
+    except DiagramUnavailable:
+        return None
 
 
 def backing_documents(
