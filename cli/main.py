@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 import typer
 
 from cli import help_format, render
+from cli.bpmn_command import bpmn_command
 from cli.cluster_commands import deploy, worker
 from cli.diagram_command import diagram_command
 from cli.edition_commands import edition_app
@@ -53,6 +54,7 @@ app.add_typer(edition_app, name="edition")
 app.command("diagram")(diagram_command)
 app.command()(deploy)
 app.command()(worker)
+app.command("bpmn")(bpmn_command)
 
 EXIT_INVALID = 2
 EXIT_REFUSED = 3
