@@ -25,9 +25,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import docs_pages
 from api.input_guard import InputGuard
 from api.pages import accounts, filing, my_cases
+from api.pages import reports as report_pages
 from api.pages.views import CsrfRefused, csrf_refused_page
 from api.pages.views import router as pages_router
-from api.routes import applicant, bureau, documents, operator, public
+from api.routes import applicant, bureau, documents, operator, public, reports
 from api.throttle import Throttled
 from base.clock import Clock
 from models.db import engine_for, head_revision, migrate, schema_state
@@ -90,10 +91,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine_for(settings.database_url), settings=settings, clock=Clock(settings.now)
     )
     app.state.documents = store_for(settings)
-    for module in (applicant, bureau, documents, operator, public):
+    for module in (applicant, bureau, documents, operator, public, reports):
         app.include_router(module.router, prefix="/api")
     app.include_router(pages_router)
     app.include_router(filing.router)
+    app.include_router(report_pages.router)
     app.include_router(my_cases.router)
     app.include_router(accounts.router)
     app.include_router(docs_pages.router)

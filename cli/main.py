@@ -19,6 +19,7 @@ from cli.cluster_commands import deploy, worker
 from cli.diagram_command import diagram_command
 from cli.edition_commands import edition_app
 from cli.flow_commands import flow_app
+from cli.report_commands import audit_export, report
 from models.settings import get_settings
 from states.labels import DECISION_ZH, state_zh
 
@@ -55,6 +56,8 @@ app.command("diagram")(diagram_command)
 app.command()(deploy)
 app.command()(worker)
 app.command("bpmn")(bpmn_command)
+app.command()(report)
+app.command("audit-export")(audit_export)
 
 EXIT_INVALID = 2
 EXIT_REFUSED = 3
