@@ -24,7 +24,7 @@ from states.engine import CaseEngine
 from states.errors import CaseNotFound, no_such_case
 
 # path parameters, bounded so that no input can overflow a database integer or column
-TaskId = Annotated[int, Path(ge=1, le=2**62, description="task id")]
+TaskId = Annotated[int, Path(ge=1, le=2**31 - 1, description="task id (a 32-bit key)")]
 CaseNo = Annotated[
     str, Path(min_length=1, max_length=30, description="case number, e.g. DC-2022-000001")
 ]

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import docs_pages
 from api.input_guard import InputGuard
-from api.pages import accounts, filing, my_cases
+from api.pages import accounts, dashboard, filing, my_cases, tasklist
 from api.pages import reports as report_pages
 from api.pages.views import CsrfRefused, csrf_refused_page
 from api.pages.views import router as pages_router
@@ -49,6 +49,9 @@ CSP = (
 CSP_DOCS = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'") + (
     "; worker-src 'self' blob:"
 )
+# a chart is an SVG image drawn by pygal, which styles it with its own <style> element; it may
+# run nothing and load nothing
+CSP_CHART = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -61,7 +64,10 @@ UPLOAD_FILES = 10  # files one form may carry (a filing with all its documents)
 
 def headers_for(path: str) -> dict[str, str]:
     """The security headers of every answer (the docs pages' policy allows their styles)."""
-    out = {"Content-Security-Policy": CSP_DOCS if path in ("/docs", "/redoc") else CSP}
+    policy = CSP_DOCS if path in ("/docs", "/redoc") else CSP
+    if path.startswith("/operator/charts/"):
+        policy = CSP_CHART
+    out = {"Content-Security-Policy": policy}
     out.update(SECURITY_HEADERS)
     if path.startswith(PRIVATE):
         out["Cache-Control"] = "no-store"
@@ -96,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages_router)
     app.include_router(filing.router)
     app.include_router(report_pages.router)
+    app.include_router(tasklist.router)
+    app.include_router(dashboard.router)
     app.include_router(my_cases.router)
     app.include_router(accounts.router)
     app.include_router(docs_pages.router)

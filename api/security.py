@@ -58,8 +58,10 @@ def create_account(
     section: str | None = None,
     uscc: str | None = None,
     password: str | None = None,
+    section_head: bool = False,
 ) -> tuple[Account, str]:
-    """Make an account; returns it with its API token (shown once, stored hashed)."""
+    """Make an account; returns it with its API token (shown once, stored hashed). A reviewer
+    or intake officer may be its section's head (科室负责人: reassigns the section's tasks)."""
     if role not in ("operator", "reviewer", "intake_officer", "applicant"):
         raise ValueError("role must be operator, reviewer, intake_officer or applicant")
     staff = role in ("reviewer", "intake_officer")
@@ -67,6 +69,8 @@ def create_account(
         raise ValueError(f"a {role} is bound to a bureau and a section")
     if role == "applicant" and not uscc:
         raise ValueError("an applicant is bound to a USCC")
+    if section_head and not staff:
+        raise ValueError("only a reviewer or an intake officer can be a section head")
     token = new_token()
     with Session(db) as s, s.begin():
         if s.exec(select(Account).where(col(Account.username) == username)).first():
@@ -80,6 +84,7 @@ def create_account(
             uscc=uscc if role == "applicant" else None,
             token_hash=token_hash(token),
             password_hash=password_hash(password) if password else None,
+            section_head=section_head,
             created_at=now,
         )
         s.add(account)

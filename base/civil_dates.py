@@ -46,3 +46,8 @@ def local_today(now: datetime) -> date:
 def zh_date(d: date | None) -> str:
     """A date as Chinese documents write it: 2023年1月13日."""
     return "" if d is None else f"{d.year}年{d.month}月{d.day}日"
+
+
+def to_minute(at: datetime | None) -> str:
+    """A moment as people read it here: Asia/Shanghai, to the minute (2022-12-30 10:05)."""
+    return "—" if at is None else at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")

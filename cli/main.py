@@ -622,6 +622,9 @@ def account_create(
     uscc: Annotated[str | None, typer.Option(help="applicant: the USCC it acts for")] = None,
     password: Annotated[str | None, typer.Option(help="password for the web pages")] = None,
     name: Annotated[str, typer.Option(help="display name")] = "",
+    section_head: Annotated[
+        bool, typer.Option(help="reviewer or intake officer: the section's head (may reassign)")
+    ] = False,
 ) -> None:
     """Create an account; prints its API token once (stored only as a hash)."""
     from api.security import create_account
@@ -652,6 +655,7 @@ def account_create(
             section=section,
             uscc=uscc,
             password=password,
+            section_head=section_head,
         )
     except ValueError as exc:
         _fail_input([FieldError("account", "account.invalid", f"无法创建账户：{exc}", str(exc))])

@@ -24,6 +24,7 @@ from flows.common import case_engine, chunked, run_chunks
 from flows.singleton import exclusive
 from flows.treasury import FileTreasury, HttpTreasury, PaymentInstruction, TreasuryError
 from models.db import engine_for
+from models.incidents import attempt_budget, raise_incident
 from models.ledger import record_attempt as record_attempt_row
 from models.settings import get_settings
 from models.statuses import (
@@ -115,19 +116,14 @@ def give_up(engine: CaseEngine, payout: Payout, reason: str) -> bool:
         check(PAYOUT_MOVES, row.status, PayoutStatus.FAILED)
         row.status = PayoutStatus.FAILED
         s.add(row)
-        ref = f"payout:{payout.idempotency_key}"
-        if s.exec(select(Incident.id).where(col(Incident.ref) == ref)).first() is not None:
-            return False
-        s.add(
-            Incident(
-                ref=ref,
-                kind="payout_failed",
-                case_id=payout.case_id,
-                message=f"拨付失败，已重试{row.attempts}次：{reason}",
-                created_at=engine.clock.now(),
-            )
+        return raise_incident(
+            s,
+            ref=f"payout:{payout.idempotency_key}",
+            kind="payout_failed",
+            case_id=payout.case_id,
+            message=f"拨付失败，已重试{row.attempts}次：{reason}",
+            now=engine.clock.now(),
         )
-    return True
 
 
 def attempts_of(engine: CaseEngine, payout_id: int) -> list[PayoutAttempt]:
@@ -176,7 +172,9 @@ def pay_one(engine: CaseEngine, treasury: HttpTreasury, payout_id: int, actor: A
         )
     n = len(attempts)
     reason = "no attempt left"
-    while n < settings.payout_max_attempts:
+    with Session(engine.db) as s:
+        budget = attempt_budget(s, f"payout:{payout.idempotency_key}", settings.payout_max_attempts)
+    while n < budget:
         n += 1
         record_attempt(engine, payout.id, n, "http", AttemptStatus.SENDING)
         try:
@@ -186,7 +184,7 @@ def pay_one(engine: CaseEngine, treasury: HttpTreasury, payout_id: int, actor: A
             reason = str(exc)
             if not exc.transient:
                 break
-            if n < settings.payout_max_attempts:
+            if n < budget:
                 time.sleep(settings.payout_retry_seconds * 2 ** (n - 1))
             continue
         record_attempt(engine, payout.id, n, "http", AttemptStatus.PAID, reference)

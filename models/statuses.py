@@ -77,12 +77,13 @@ TASK_MOVES: dict[str, frozenset[str]] = {
 PAYOUT_MOVES: dict[str, frozenset[str]] = {
     P.ORDERED: frozenset({P.SENT, P.PAID, P.FAILED}),
     P.SENT: frozenset({P.PAID, P.FAILED, P.ORDERED}),  # a returned instruction is ordered again
-    P.FAILED: frozenset(),
+    P.FAILED: frozenset({P.ORDERED}),  # an operator retries it, with the same key
     P.PAID: frozenset(),
 }
 NOTICE_MOVES: dict[str, frozenset[str]] = {
     N.PENDING: frozenset({N.PENDING, N.DELIVERED, N.NO_CHANNEL, N.AWAITING_CHANNEL, N.FAILED}),
     N.AWAITING_CHANNEL: frozenset({N.PENDING, N.DELIVERED, N.AWAITING_CHANNEL, N.FAILED}),
+    N.FAILED: frozenset({N.PENDING}),  # an operator retries it (CaseEngine.act_on_incident)
 }
 R = RequestStatus
 REQUEST_MOVES: dict[str, frozenset[str]] = {

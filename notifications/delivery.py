@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from models.incidents import attempt_budget, raise_incident, settle_retried
 from models.ledger import record_attempt
 from models.settings import Settings
 from models.statuses import NOTICE_MOVES, OPEN_NOTICES, AttemptStatus, NoticeStatus, check
-from models.tables import Applicant, Case, Incident, Notice, NoticeDelivery
+from models.tables import Applicant, Case, Notice, NoticeDelivery
 from notifications.channels import DeliveryError, any_configured, configured, send, targets_for
 
 
@@ -83,20 +84,20 @@ def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> st
             row.status, row.next_attempt_at = NoticeStatus.AWAITING_CHANNEL, None
         elif not failures:
             row.status, row.delivered_at, row.next_attempt_at = NoticeStatus.DELIVERED, now, None
-        elif permanent or attempt >= settings.notice_max_attempts:
+            settle_retried(s, f"notice:{row.idempotency_key}", now, "重试后已送达")
+        elif permanent or attempt >= attempt_budget(
+            s, f"notice:{row.idempotency_key}", settings.notice_max_attempts
+        ):
             row.status = NoticeStatus.FAILED
-            ref = f"notice:{row.idempotency_key}"
-            if s.exec(select(Incident.id).where(col(Incident.ref) == ref)).first() is None:
-                s.add(
-                    Incident(
-                        ref=ref,
-                        kind="notice_undeliverable",
-                        case_id=row.case_id,
-                        message=f"{row.title}{row.doc_number or ''}送达失败"
-                        f"（{attempt}次）：" + "；".join(failures),
-                        created_at=now,
-                    )
-                )
+            raise_incident(
+                s,
+                ref=f"notice:{row.idempotency_key}",
+                kind="notice_undeliverable",
+                case_id=row.case_id,
+                message=f"{row.title}{row.doc_number or ''}送达失败"
+                f"（{attempt}次）：" + "；".join(failures),
+                now=now,
+            )
         else:
             wait = settings.notice_retry_seconds * 2 ** (attempt - 1)
             row.status, row.next_attempt_at = NoticeStatus.PENDING, now + timedelta(seconds=wait)

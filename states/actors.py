@@ -44,6 +44,7 @@ class Actor:
     bureau: str | None = None
     section: str | None = None
     identity: str | None = None  # an applicant's USCC, or REG:<注册号>
+    section_head: bool = False  # 科室负责人: reassigns the section's tasks (re-read by the engine)
 
     @property
     def unit(self) -> str:
@@ -65,4 +66,5 @@ def actor_of(account: Any) -> Actor:
         bureau=account.bureau_code,
         section=account.section_code if account.section_code is not None else None,
         identity=account.uscc,
+        section_head=bool(account.section_head),
     )

@@ -21,6 +21,7 @@ from base.clock import Clock
 from base.money import to_money
 from base.working_days import add_working_days, working_days_between
 from models.applications import Application, applicant_of, identity_in
+from models.incidents import settle_retried_payout
 from models.input_errors import FieldError, InvalidApplication, parse_application
 from models.receipts import PaperReceipt
 from models.settings import Settings
@@ -53,7 +54,8 @@ from states.work import Step
 
 MAX_AUTO_STEPS = 20
 # permits of CaseEngine operations, not machine rows
-ENGINE_STEPS = ("review", "note_task", "note_request", "add_documents", "migrate_edition")
+ENGINE_STEPS = ("review", "note_task", "note_request", "add_documents", "migrate_edition",
+                "retry_incident", "resolve_incident")  # fmt: skip
 
 
 @dataclass
@@ -552,6 +554,7 @@ class Stepper:
                 {"b_case": case_id, "status": "paid",
                  "external_ref": payload.get("external_ref"), "updated_at": self.now}
             )  # fmt: skip
+            settle_retried_payout(self.uow.s, case_id, self.now)
         if effects.pause_clock:  # the applicant has the case: its deadlines stop today
             tasks = ReviewTask.__table__  # type: ignore[attr-defined]
             self.uow.s.execute(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -39,17 +40,20 @@ from models.tables import (
     ApplicantRequest,
     Incident,
     IntakeRecord,
+    Notice,
+    Payout,
     Prior7Benefit,
     ReviewTask,
 )
-from states.actors import Actor, Role, actor_of
-from states.authority import authorize_filing, can_see, may_replay
+from states.actors import ROLE_ZH, SECTION_ROLES, Actor, Role, actor_of
+from states.authority import authorize, authorize_filing, can_see, may_replay
 from states.case_run import CaseRun, Stepper, check_version, permit_of, unit_of
 from states.catalog import assess as assess_application
 from states.catalog import spec_for
 from states.contacts import CONTACT_FIELDS, details_patch, stored_contact
 from states.edition import edition_by_id
 from states.errors import (
+    CaseNotFound,
     ConflictError,
     EngineError,
     NotPermitted,
@@ -61,6 +65,7 @@ from states.errors import (
 from states.labels import state_zh
 from states.lifecycle import CLAIMED_AS, FINAL_STATES, CaseState, NoticeKind
 from states.notice_issuer import NoticeIssuer
+from states.permits import TaskView
 from states.rules import Assessment, Decision, Prior7Entry
 from states.unit_of_work import CASES, UnitOfWork, new_applicant
 from states.work import FireItem, FireResult, Outcome, ReviewItem, Step, SubmitItem
@@ -521,18 +526,115 @@ class CaseEngine:
         return self._assign(task_id, actor=actor, claim=True)
 
     def release_task(self, task_id: int, *, actor: Actor) -> FireResult:
-        """释放 — give back a task one has claimed, so that a colleague can take it."""
+        """释放 — give back a task one has claimed, so that a colleague can take it; a section
+        head may release anyone's claim in the section."""
         return self._assign(task_id, actor=actor, claim=False)
+
+    def reassign_task(self, task_id: int, *, to: str, actor: Actor) -> FireResult:
+        """改派 — a section head gives an open task of the section to a colleague of the same
+        section who may take its step (the same checks as the colleague's own claim, so the
+        case's reviewer is never given its confirmation or decision); one audit event."""
+        with self._unit() as (uow, st):
+            run, view = self._task_run(uow, st, task_id, actor)
+            return self._hand_over(uow, st, run, view, to=to)
+
+    def _task_run(
+        self, uow: UnitOfWork, st: Stepper, task_id: int, actor: Actor
+    ) -> tuple[CaseRun, TaskView]:
+        if not 0 < task_id < 2**31:  # ids are INTEGER columns: PostgreSQL refuses a larger one
+            raise no_such_task()
+        case_id = uow.task_cases([task_id]).get(task_id)
+        uow.load([case_id] if case_id is not None else [])
+        case = uow.cases.get(case_id) if case_id is not None else None
+        if case is None:
+            raise no_such_task()
+        run = st.start(case, actor)
+        return run, next(t for t in run.tasks if t.id == task_id)
+
+    def _hand_over(
+        self, uow: UnitOfWork, st: Stepper, run: CaseRun, view: TaskView, *, to: str | None
+    ) -> FireResult:
+        """A section head's release (to=None) or reassignment, checked in this transaction:
+        the head's account re-read, the task of the head's own section and open, the colleague
+        active in that section and allowed the step; written only if nobody changed the claim
+        meanwhile."""
+        actor = run.actor
+        uow.check_account(actor)
+        if not can_see(actor, run.owner, (t.bureau for t in run.tasks)):
+            raise no_such_task()
+        if actor.role not in SECTION_ROLES:
+            raise NotPermitted(
+                f"{ROLE_ZH[actor.role]}无权改派或释放任务",
+                f"role {actor.role.value} may not reassign",
+            )
+        if (view.bureau, view.section) != (actor.bureau, actor.section or ""):
+            raise no_such_task()  # another section's task: as for a claim
+        row = uow.s.get(Account, actor.account_id)
+        if not (actor.section_head and row is not None and row.section_head):
+            raise NotPermitted(
+                "只有本科室负责人可以改派任务或释放他人认领的任务",
+                f"{actor.username} is not the head of {actor.unit}",
+            )
+        if view.status != TaskStatus.OPEN:
+            raise ConflictError("该任务已办结，不能改派", f"task {view.id} is {view.status}")
+        after = None if to is None else self._colleague(uow, run, view, to)
+        if after == view.assignee:
+            return replay_result(run.case)  # held by them already: nothing to do
+        held = (
+            col(ReviewTask.assignee).is_(None)
+            if view.assignee is None
+            else col(ReviewTask.assignee) == view.assignee
+        )
+        changed = uow.s.exec(
+            update(ReviewTask)
+            .where(col(ReviewTask.id) == view.id, col(ReviewTask.status) == TaskStatus.OPEN, held)
+            .values(assignee=after)
+        )
+        if changed.rowcount != 1:
+            raise ConflictError("该任务已被他人同时改动，请刷新后重试", f"task {view.id} changed")
+        state = run.subject.state
+        st.record(
+            run, Step(state, state, "release_task" if to is None else "reassign_task"),
+            {"task_id": view.id, "unit": unit_of(view), "before": view.assignee, "after": after,
+             "by": actor.username},
+            None,
+        )  # fmt: skip
+        st.owe(run)
+        return result(run)
+
+    def _colleague(self, uow: UnitOfWork, run: CaseRun, view: TaskView, username: str) -> str:
+        """The login of whom a task may be given to: active, of the task's own section, and
+        allowed its step by the engine's own checks, as if the task were unclaimed."""
+        name = username.strip()[:80]
+        if not name:
+            raise NotPermitted("请选择改派给本科室的哪位人员", "reassign to whom?")
+        row = uow.s.exec(select(Account).where(col(Account.username) == name)).first()
+        if row is None or not row.active or row.role == Role.SYSTEM:
+            raise NotPermitted(
+                f"账户“{name}”不存在或已停用，不能改派", f"no active account {name!r}"
+            )
+        target = actor_of(row)
+        if target.role not in SECTION_ROLES or (target.bureau, target.section or "") != (
+            view.bureau,
+            view.section,
+        ):
+            raise NotPermitted(
+                f"只能改派给本科室的人员，“{name}”不属于{unit_of(view)}",
+                f"{name} is not of {unit_of(view)}",
+            )
+        uow.check_account(target)
+        step = CLAIMED_AS.get(view.kind, "review")
+        free = [replace(t, assignee=None) if t.id == view.id else t for t in run.tasks]
+        authorize(target, step, permit_of(run.spec, step), owner=run.owner, tasks=free,
+                  task_id=view.id)  # fmt: skip
+        return target.username
 
     def _assign(self, task_id: int, *, actor: Actor, claim: bool) -> FireResult:
         with self._unit() as (uow, st):
-            case_id = uow.task_cases([task_id]).get(task_id)
-            uow.load([case_id] if case_id is not None else [])
-            case = uow.cases.get(case_id) if case_id is not None else None
-            if case is None:
-                raise no_such_task()
-            run = st.start(case, actor)
-            view = next(t for t in run.tasks if t.id == task_id)
+            run, view = self._task_run(uow, st, task_id, actor)
+            case = run.case
+            if not claim and actor.section_head and view.assignee not in (None, actor.username):
+                return self._hand_over(uow, st, run, view, to=None)  # the head frees a claim
             task = st.authorize(run, CLAIMED_AS.get(view.kind, "review"), task_id=task_id)
             assert task is not None
             if claim and task.assignee == actor.username:
@@ -819,6 +921,72 @@ class CaseEngine:
             return result(run)
 
     # ------------------------------------------------------------ 7号 register
+    def act_on_incident(
+        self, incident_id: int, *, action: str, actor: Actor, note: str = ""
+    ) -> FireResult:
+        """An operator acts on an open incident: `retry` puts the failed notice back in the
+        outbox, or the failed payout back in the payment queue (same idempotency key, so the
+        receiver can never pay or deliver twice); `resolve` closes it with a note (handled
+        outside relief, say by phone). One transaction: the incident, the row it concerns, and
+        an audit event on its case; a second action on the same incident is a conflict."""
+        if action not in ("retry", "resolve"):
+            raise NotPermitted("未知的异常处理方式", f"unknown incident action {action!r}")
+        note = note.strip()
+        if action == "resolve" and not note:
+            raise NotPermitted("办结异常须填写处理说明", "resolving an incident needs a note")
+        if len(note) > 2000:
+            raise NotPermitted("处理说明不得超过2000字", "the note is longer than 2000 characters")
+        with self._unit() as (uow, st):
+            incident = uow.s.get(Incident, incident_id)
+            if incident is None or incident.case_id is None:
+                raise CaseNotFound("没有该异常", f"no incident {incident_id}")
+            uow.load([incident.case_id])
+            run = st.start(uow.cases[incident.case_id], actor)
+            st.authorize(run, f"{action}_incident")
+            done = {"status": "resolved", "resolved_at": uow.now, "resolved_by": actor.username,
+                    "note": note}  # fmt: skip
+            changed = uow.s.exec(
+                update(Incident)
+                .where(col(Incident.id) == incident_id, col(Incident.status) == "open")
+                .values(done if action == "resolve" else {"retries": incident.retries + 1})
+                .values(status="resolved" if action == "resolve" else "retrying")
+            )
+            if changed.rowcount != 1:
+                raise ConflictError(
+                    "该异常已由他人处理，请刷新", f"incident {incident_id} is {incident.status}"
+                )
+            if action == "retry":
+                self._requeue(uow, incident)
+            state = run.subject.state
+            st.record(
+                run, Step(state, state, f"{action}_incident"),
+                {"incident_id": incident_id, "ref": incident.ref, "kind": incident.kind,
+                 "note": note},
+                None,
+            )  # fmt: skip
+            st.owe(run)
+            return result(run)
+
+    def _requeue(self, uow: UnitOfWork, incident: Incident) -> None:
+        """Put what failed back where its flow picks it up: the same row, the same key."""
+        what, _, key = incident.ref.partition(":")
+        if what == "notice":
+            moved = uow.s.exec(
+                update(Notice)
+                .where(col(Notice.idempotency_key) == key, col(Notice.status) == "failed")
+                .values(status="pending", next_attempt_at=uow.now)
+            )
+        elif what == "payout":
+            moved = uow.s.exec(
+                update(Payout)
+                .where(col(Payout.idempotency_key) == key, col(Payout.status) == "failed")
+                .values(status="ordered", updated_at=uow.now)
+            )
+        else:
+            raise NotPermitted("该异常不能重试，只能办结", f"{incident.ref} cannot be retried")
+        if moved.rowcount != 1:
+            raise ConflictError("该异常涉及的记录已不在失败状态", f"{incident.ref} is not failed")
+
     def import_prior7(self, entries: list[Prior7Entry], *, note: str = "") -> int:
         """Load 7号 register rows; a row already present is skipped. Returns rows added."""
         added = 0

@@ -108,12 +108,25 @@ TRIGGER_ZH: dict[str, str] = {
     "sla_reminder": "办理期限提醒",
     "sla_escalation": "逾期督办",
     "claim_task": "认领任务",
+    "release_task": "释放任务",
+    "reassign_task": "改派任务",
+    "retry_incident": "重试异常",
+    "resolve_incident": "办结异常",
     "add_documents": "提交材料",
     "migrate_edition": "改用政策版本",
     "note_request": "材料补交期限提醒",
     "reply_reminder": "材料补交期限提醒",
     "request_overdue": "容缺材料逾期未补齐",
 }
+
+
+INCIDENT_ZH: dict[str, str] = {
+    "payout_failed": "拨付失败",
+    "notice_undeliverable": "通知书送达失败",
+    "request_overdue": "容缺材料逾期未补齐",
+}
+
+INCIDENT_STATUS_ZH: dict[str, str] = {"open": "待处理", "retrying": "重试中", "resolved": "已办结"}
 
 
 def trigger_zh(code: str) -> str:

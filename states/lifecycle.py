@@ -411,6 +411,8 @@ PERMITS: dict[str, Permit] = {
     "note_request": permit(_R.OPERATOR, _R.SYSTEM),  # CaseEngine.note_request (reminder)
     "add_documents": permit(_R.APPLICANT),  # CaseEngine.add_documents (容缺, more material)
     "migrate_edition": permit(_R.OPERATOR),  # CaseEngine.migrate_edition
+    "retry_incident": permit(_R.OPERATOR),  # CaseEngine.act_on_incident
+    "resolve_incident": permit(_R.OPERATOR),
 }
 # 认领: a task is claimed (or released) by whoever may take the step it is for, so a claim can
 # never keep out the people who may act, nor let in one who may not (the case's reviewer)

@@ -1,4 +1,5 @@
-"""页面 — login, the bureau tasklist and case page, the operator dashboard, the status page.
+"""页面 — login, the bureau case page, the operator dashboard, the status page (the tasklist:
+api/pages/tasklist.py).
 
 Pages sign in with a session cookie (HttpOnly, SameSite=Lax, kept in the database) and act
 through the same engine calls as the API: the engine decides who may do what. Every form
@@ -24,17 +25,16 @@ import templates as templates_pkg
 from api import throttle, web_session
 from api.deps import EngineDep, case_id_of, client_address, load_visible_case
 from api.routes.common import case_detail, documents_on, payload_of
-from api.routes.operator import counts, incidents
 from api.routes.public import lookup
-from api.schemas import PUBLIC_STATUS, task_public
+from api.schemas import PUBLIC_STATUS
 from api.security import dummy_hash, password_ok
 from api.web_session import CSRF_FIELD, SESSION_COOKIE, SESSION_HOURS, PageSession
-from base.civil_dates import zh_date
+from base.civil_dates import to_minute, zh_date
+from base.money import format_cny, to_money
 from base.query_codes import display as display_code
 from models.input_errors import InvalidApplication
 from models.statuses import RequestStatus, TaskStatus
 from models.tables import Account, ApplicantRequest, Notice, ReviewTask
-from models.work_queue import section_queue
 from states.actors import ROLE_ZH, actor_of
 from states.catalog import spec_for
 from states.documents import missing_slots
@@ -51,6 +51,7 @@ _env = Environment(
     autoescape=True,
 )
 _env.globals.update(role_zh=ROLE_ZH, state_zh=state_zh, trigger_zh=trigger_zh)
+_env.filters.update(minute=to_minute, yuan=lambda v: format_cny(to_money(v or 0)))
 pages = Jinja2Templates(env=_env)
 Csrf = Annotated[str, Form(alias=CSRF_FIELD, max_length=300)]
 
@@ -217,26 +218,25 @@ def _staff(session: MaybeSession) -> PageSession:
 Staff = Annotated[PageSession, Depends(_staff)]
 
 
+def _case_viewer(session: MaybeSession) -> PageSession:
+    """Bureau staff, and operators (read-only: an operator holds no task), see a case page."""
+    if session is not None and session.account is not None and session.account.role == "operator":
+        return session
+    return _staff(session)
+
+
+CaseViewer = Annotated[PageSession, Depends(_case_viewer)]
+
+
 def _account(session: PageSession) -> Account:
     assert session.account is not None
     return session.account
 
 
-@router.get("/bureau/tasks", response_class=HTMLResponse)
-def tasklist(request: Request, session: Staff, engine: EngineDep) -> HTMLResponse:
-    account = _account(session)
-    today = engine.clock.today()
-    with Session(engine.read_db) as s:
-        rows = section_queue(s, account.bureau_code or "", account.section_code or "")
-    tasks = [
-        (task_public(t, c.case_no or "", c.case_type, today), spec_for(c.case_type).label_zh)
-        for t, c in rows
-    ]
-    return page(request, engine, session, "tasks.html.j2", tasks=tasks, today=today)
-
-
 @router.get("/bureau/cases/{case_no}", response_class=HTMLResponse)
-def case_page(request: Request, case_no: str, session: Staff, engine: EngineDep) -> HTMLResponse:
+def case_page(
+    request: Request, case_no: str, session: CaseViewer, engine: EngineDep
+) -> HTMLResponse:
     account = _account(session)
     case = load_visible_case(engine, account, case_no[:30])
     detail = case_detail(engine, case)
@@ -474,22 +474,6 @@ def _open_task_of(engine: CaseEngine, session: PageSession, case_no: str, kind: 
     if not own:
         raise EngineError("本科室没有该案件待办的审核任务", f"no open {kind} task of yours")
     return int(own[0])
-
-
-@router.get("/operator", response_class=HTMLResponse)
-def dashboard(request: Request, session: MaybeSession, engine: EngineDep) -> Response:
-    if session is None or session.account is None or session.account.role != "operator":
-        return back("/login")
-    return page(
-        request,
-        engine,
-        session,
-        "operator.html.j2",
-        counts=counts(session.account, engine),
-        incidents=incidents(session.account, engine),
-        locks=throttle.current_locks(engine.db, engine.clock.now()),
-        scope_zh=throttle.SCOPE_ZH,
-    )
 
 
 @router.post("/operator/locks/lift")

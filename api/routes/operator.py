@@ -7,14 +7,19 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException
+from fastapi import APIRouter, Body, HTTPException, Query
+from fastapi import Path as PathParam
+from pydantic import BaseModel, Field
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from api import throttle
-from api.deps import CurrentOperator, EngineDep
+from api.deps import CurrentActor, CurrentOperator, EngineDep
 from models.statuses import TaskStatus
 from models.tables import Case, Incident, Notice, Payout, ReviewTask
+from states.actors import Actor
+from states.engine import CaseEngine
+from states.labels import INCIDENT_ZH
 
 router = APIRouter(prefix="/operator", tags=["operators"])
 FLOWS = ("sla", "payout", "outbox")
@@ -62,13 +67,80 @@ def run_flow(name: str, account: CurrentOperator, engine: EngineDep) -> dict[str
 
 
 @router.get("/incidents")
-def incidents(account: CurrentOperator, engine: EngineDep) -> list[dict[str, Any]]:
-    """Open incidents: payments and notices that failed after their retries."""
+def incidents(
+    account: CurrentOperator,
+    engine: EngineDep,
+    status: Annotated[str, Query(pattern="^(open|retrying|resolved|all)$")] = "open",
+) -> list[dict[str, Any]]:
+    """Incidents: payments and notices that failed after their retries, requests overdue —
+    open ones by default; each with its case number."""
+    return [
+        {**i.model_dump(mode="json"), "case_no": no, "kind_zh": INCIDENT_ZH.get(i.kind, i.kind)}
+        for i, no in incident_rows(engine, None if status == "all" else status)
+    ]
+
+
+def incident_rows(engine: CaseEngine, status: str | None) -> list[tuple[Incident, str | None]]:
     with Session(engine.read_db) as s:
-        rows = s.exec(
-            select(Incident).where(col(Incident.status) == "open").order_by(col(Incident.id))
-        ).all()
-    return [r.model_dump(mode="json") for r in rows]
+        query = select(Incident, Case.case_no).join(
+            Case, col(Case.id) == col(Incident.case_id), isouter=True
+        )
+        if status is not None:
+            query = query.where(col(Incident.status) == status)
+        return [(i, no) for i, no in s.exec(query.order_by(col(Incident.id))).all()]
+
+
+IncidentId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+
+
+class IncidentNote(BaseModel):
+    note: str = Field(default="", max_length=2000, description="resolve: how it was handled")
+
+
+@router.post("/incidents/{incident_id}/retry")
+def retry_incident(
+    incident_id: IncidentId, actor: CurrentActor, engine: EngineDep
+) -> dict[str, Any]:
+    """Retry now: a failed notice is delivered again at once; a failed payout goes back to
+    the payment queue for the next payout run (same idempotency key). An audit event."""
+    return retry_now(engine, incident_id, actor)
+
+
+@router.post("/incidents/{incident_id}/resolve")
+def resolve_incident(
+    incident_id: IncidentId,
+    body: IncidentNote,
+    actor: CurrentActor,
+    engine: EngineDep,
+) -> dict[str, Any]:
+    """Close an incident handled outside relief, with a note saying how. An audit event."""
+    done = engine.act_on_incident(incident_id, action="resolve", actor=actor, note=body.note)
+    return {"incident_id": incident_id, "status": "resolved", "case_no": done.case_no}
+
+
+def retry_now(engine: CaseEngine, incident_id: int, actor: Actor) -> dict[str, Any]:
+    """The one way to retry an incident (API and page): the engine re-queues it in its
+    transaction; a notice is then delivered straight away by the outbox's own delivery."""
+    from notifications.delivery import deliver
+
+    done = engine.act_on_incident(incident_id, action="retry", actor=actor)
+    with Session(engine.read_db) as s:
+        incident = s.get(Incident, incident_id)
+        assert incident is not None
+        what, _, key = incident.ref.partition(":")
+        notice_id = (
+            s.exec(select(Notice.id).where(col(Notice.idempotency_key) == key)).first()
+            if what == "notice"
+            else None
+        )
+    outcome = "queued"
+    if notice_id is not None:
+        outcome = deliver(engine.db, notice_id, engine.settings, engine.clock.now())
+    with Session(engine.read_db) as s:
+        after = s.get(Incident, incident_id)
+        status = after.status if after else "retrying"
+    return {"incident_id": incident_id, "case_no": done.case_no, "outcome": outcome,
+            "status": status}  # fmt: skip
 
 
 @router.get("/counts")

@@ -33,9 +33,10 @@ CORPUS = [
     "<iframe src=\"javascript:parent.__pwned='frame'\"></iframe>",
     "{{7*7}}${7*7}<%= 7*7 %>",
 ]
+# the one SVG a page may hold is the case page's state diagram, drawn by relief itself
 INJECTED = (
-    "script:not([src]), img[src='x'], svg, iframe, [onerror], [onload], [onfocus],"
-    " [onmouseover], a[href^='javascript:'], [autofocus]"
+    "script:not([src]), img[src='x'], svg:not(#state-diagram > svg.state-diagram), iframe,"
+    " [onerror], [onload], [onfocus], [onmouseover], a[href^='javascript:'], [autofocus]"
 )
 
 

@@ -104,6 +104,8 @@ ENGINE_STEPS = {
     "note_request",
     "add_documents",
     "migrate_edition",
+    "retry_incident",
+    "resolve_incident",
 }  # CaseEngine methods, not machine triggers
 
 

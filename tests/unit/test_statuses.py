@@ -23,12 +23,11 @@ from models.statuses import (
     ("moves", "start", "every", "final"),
     [
         (TASK_MOVES, TaskStatus.OPEN, set(TaskStatus), {TaskStatus.DONE, TaskStatus.CANCELLED}),
-        (PAYOUT_MOVES, PayoutStatus.ORDERED, set(PayoutStatus),
-         {PayoutStatus.PAID, PayoutStatus.FAILED}),
+        (PAYOUT_MOVES, PayoutStatus.ORDERED, set(PayoutStatus), {PayoutStatus.PAID}),
         (REQUEST_MOVES, RequestStatus.OPEN, set(RequestStatus),
          set(RequestStatus) - {RequestStatus.OPEN}),
         (NOTICE_MOVES, NoticeStatus.PENDING, set(NoticeStatus),
-         {NoticeStatus.DELIVERED, NoticeStatus.NO_CHANNEL, NoticeStatus.FAILED}),
+         {NoticeStatus.DELIVERED, NoticeStatus.NO_CHANNEL}),
     ],
 )  # fmt: skip
 def test_each_machine_reaches_every_status_and_ends(
@@ -43,6 +42,15 @@ def test_each_machine_reaches_every_status_and_ends(
     assert seen == every
     for status in final:
         assert not moves.get(status), status
+
+
+def test_a_failed_payout_or_notice_only_goes_back_to_its_queue() -> None:
+    """An operator's retry (CaseEngine.act_on_incident) is the one way out of `failed`: back to
+    the queue with the same idempotency key, never straight to paid or delivered."""
+    assert PAYOUT_MOVES[PayoutStatus.FAILED] == {PayoutStatus.ORDERED}
+    assert NOTICE_MOVES[NoticeStatus.FAILED] == {NoticeStatus.PENDING}
+    with pytest.raises(IllegalMove):
+        check(PAYOUT_MOVES, PayoutStatus.FAILED, PayoutStatus.PAID)
 
 
 def test_a_move_the_table_does_not_allow_is_refused() -> None:
