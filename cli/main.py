@@ -19,6 +19,7 @@ from cli.cluster_commands import deploy, worker
 from cli.diagram_command import diagram_command
 from cli.edition_commands import edition_app
 from cli.flow_commands import flow_app
+from cli.incident_commands import incident_app
 from cli.report_commands import audit_export, report
 from models.settings import get_settings
 from states.labels import DECISION_ZH, state_zh
@@ -52,6 +53,7 @@ app.add_typer(flow_app, name="flow")
 account_app = typer.Typer(help="Accounts: operators, reviewers, applicants.", no_args_is_help=True)
 app.add_typer(account_app, name="account")
 app.add_typer(edition_app, name="edition")
+app.add_typer(incident_app, name="incident")
 app.command("diagram")(diagram_command)
 app.command()(deploy)
 app.command()(worker)

@@ -171,7 +171,7 @@ def pay_one(engine: CaseEngine, treasury: HttpTreasury, payout_id: int, actor: A
             "not received by the treasury (run interrupted)",
         )
     n = len(attempts)
-    reason = "no attempt left"
+    reason = "重试次数已用完"
     with Session(engine.db) as s:
         budget = attempt_budget(s, f"payout:{payout.idempotency_key}", settings.payout_max_attempts)
     while n < budget:

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from flows.common import case_engine, chunked, run_chunks
 from flows.payout import give_up, settle
 from flows.treasury import FileTreasury
+from models.incidents import attempt_budget
 from models.settings import get_settings
 from models.statuses import ATTEMPT_MOVES, PAYOUT_MOVES, AttemptStatus, PayoutStatus, check
 from models.tables import Payout, PayoutAttempt
@@ -84,7 +85,10 @@ def reconcile_lines(rows: list[dict[str, str]], account: str) -> ReconcileSummar
                 check(ATTEMPT_MOVES, sent.status, AttemptStatus.FAILED)
                 sent.status, sent.detail = AttemptStatus.FAILED, row.get("reference", "")
                 s.add(sent)
-            exhausted = p.attempts >= engine.settings.payout_max_attempts
+            budget = attempt_budget(
+                s, f"payout:{p.idempotency_key}", engine.settings.payout_max_attempts
+            )
+            exhausted = p.attempts >= budget
             if not exhausted:  # back into the next instruction file
                 check(PAYOUT_MOVES, p.status, PayoutStatus.ORDERED)
                 p.status, p.batch_ref = PayoutStatus.ORDERED, None

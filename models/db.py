@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SCHEMA_HEAD = "0011"  # the newest migration; tests/unit/test_schema_head.py keeps it honest
+SCHEMA_HEAD = "0012"  # the newest migration; tests/unit/test_schema_head.py keeps it honest
 
 
 def _json_dumps(value: Any) -> str:

@@ -57,7 +57,18 @@ def settle_retried_payout(s: Session, case_id: int, now: datetime) -> None:
 
 
 def attempt_budget(s: Session, ref: str, per_round: int) -> int:
-    """How many attempts `ref` may have made in all: a round for the first run and another
-    for each retry an operator asked for."""
+    """How many attempts `ref` may have made in all: `per_round` for the first run, and each
+    retry an operator asks for raises the ceiling by `per_round` again (a notice that failed
+    for good at its first attempt may so be tried a few more times after a retry)."""
     retries = s.exec(select(Incident.retries).where(col(Incident.ref) == ref)).first() or 0
     return per_round * (1 + retries)
+
+
+def reopen_retried(s: Session, ref: str, message: str) -> None:
+    """A retried notice still cannot go out (no channel, or one not configured): the incident
+    is open again, saying why (an incident never opened is not opened here)."""
+    s.exec(
+        update(Incident)
+        .where(col(Incident.ref) == ref, col(Incident.status) == "retrying")
+        .values(status="open", message=message)
+    )

@@ -82,6 +82,7 @@ class ReviewTask(SQLModel, table=True):
         # a section's queue in its order: overdue first, then by due date, ties by id
         Index("ix_task_queue", "bureau_code", "section_code", "status", "due_on", "id"),
         Index("ix_task_case", "case_id"),
+        Index("ix_task_decided", "decided_at"),  # the dashboard's tasks over time
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -109,7 +110,11 @@ class CaseEvent(SQLModel, table=True):
     """审计事件 — append-only: who moved a case from where to where, when and why."""
 
     __tablename__ = "case_event"
-    __table_args__ = (UniqueConstraint("case_id", "seq"), Index("ix_event_case", "case_id"))
+    __table_args__ = (
+        UniqueConstraint("case_id", "seq"),
+        Index("ix_event_case", "case_id"),
+        Index("ix_event_at", "at"),  # the report reads events by month
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="relief_case.id")
@@ -161,6 +166,7 @@ class Payout(SQLModel, table=True):
     """拨付指令 — one per approved subsidy case; the key makes a retry harmless."""
 
     __tablename__ = "payout"
+    __table_args__ = (Index("ix_payout_created", "created_at"),)  # the report's money ordered
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="relief_case.id", unique=True)
@@ -316,7 +322,11 @@ class Incident(SQLModel, table=True):
     kind: str = Field(max_length=40)
     case_id: int | None = Field(default=None, foreign_key="relief_case.id")
     message: str
-    status: str = Field(default="open", max_length=20, description="open or resolved")
+    status: str = Field(
+        default="open",
+        max_length=20,
+        description="open, retrying (an operator's retry) or resolved",
+    )
     created_at: datetime = Field(sa_type=AwareDateTime)
     retries: int = Field(default=0, description="retried now by an operator, so many times")
     resolved_at: datetime | None = Field(default=None, sa_type=AwareDateTime)

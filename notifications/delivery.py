@@ -17,14 +17,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, select, update
 
-from models.incidents import attempt_budget, raise_incident, settle_retried
+from models.incidents import attempt_budget, raise_incident, reopen_retried, settle_retried
 from models.ledger import record_attempt
 from models.settings import Settings
 from models.statuses import NOTICE_MOVES, OPEN_NOTICES, AttemptStatus, NoticeStatus, check
 from models.tables import Applicant, Case, Notice, NoticeDelivery
 from notifications.channels import DeliveryError, any_configured, configured, send, targets_for
+
+NO_CHANNEL_YET = "重试时所需的送达渠道（邮件或短信）尚未配置"
+CLAIM_SECONDS = 300  # how long a delivery holds a notice it is sending (longer than any send)
 
 
 def _record(
@@ -63,6 +66,8 @@ def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> st
         status = NoticeStatus.AWAITING_CHANNEL if waiting else NoticeStatus.DELIVERED
         return _finish(db, notice_id, status, now)
     attempt = notice.attempts + 1
+    if not _claim(db, notice_id, notice.attempts, attempt, now):
+        return "skipped"  # another delivery (an operator's retry, a second run) has it
     failures: list[str] = []
     permanent = False
     for target in ready:
@@ -82,13 +87,14 @@ def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> st
         before = row.status
         if not failures and waiting:
             row.status, row.next_attempt_at = NoticeStatus.AWAITING_CHANNEL, None
+            reopen_retried(s, f"notice:{row.idempotency_key}", NO_CHANNEL_YET)
         elif not failures:
             row.status, row.delivered_at, row.next_attempt_at = NoticeStatus.DELIVERED, now, None
             settle_retried(s, f"notice:{row.idempotency_key}", now, "重试后已送达")
         elif permanent or attempt >= attempt_budget(
             s, f"notice:{row.idempotency_key}", settings.notice_max_attempts
         ):
-            row.status = NoticeStatus.FAILED
+            row.status, row.next_attempt_at = NoticeStatus.FAILED, None
             raise_incident(
                 s,
                 ref=f"notice:{row.idempotency_key}",
@@ -106,6 +112,26 @@ def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> st
         return row.status
 
 
+def _claim(db: Engine, notice_id: int, before: int, attempt: int, now: datetime) -> bool:
+    """Take attempt number `attempt` of a notice for CLAIM_SECONDS, or learn that another
+    delivery has it: two deliveries of one notice at once (an operator's retry while the outbox
+    runs) must not both send. The claim is the attempt count and a lease on `next_attempt_at`;
+    a delivery that crashes after its claim is tried again when the lease runs out (the
+    receiver drops the repeat by Message-ID or Idempotency-Key)."""
+    with Session(db) as s, s.begin():
+        taken = s.exec(
+            update(Notice)
+            .where(
+                col(Notice.id) == notice_id,
+                col(Notice.attempts) == before,
+                col(Notice.status).in_(OPEN_NOTICES),
+                col(Notice.next_attempt_at).is_(None) | (col(Notice.next_attempt_at) <= now),
+            )
+            .values(attempts=attempt, next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS))
+        )
+        return taken.rowcount == 1
+
+
 def _finish(db: Engine, notice_id: int, status: str, now: datetime) -> str:
     with Session(db) as s, s.begin():
         row = s.get(Notice, notice_id)
@@ -113,8 +139,14 @@ def _finish(db: Engine, notice_id: int, status: str, now: datetime) -> str:
         if row.status != status:
             check(NOTICE_MOVES, row.status, status)
             row.status = status
+            ref = f"notice:{row.idempotency_key}"
             if status == NoticeStatus.DELIVERED:
                 row.delivered_at = now
+                settle_retried(s, ref, now, "重试后已送达")
+            elif status == NoticeStatus.NO_CHANNEL:
+                reopen_retried(s, ref, "重试时申请人已无可用的送达渠道，通知书可在查询页查看")
+            elif status == NoticeStatus.AWAITING_CHANNEL:
+                reopen_retried(s, ref, NO_CHANNEL_YET)
             s.add(row)
     return status
 

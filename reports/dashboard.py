@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func
+from sqlalchemy import Engine, case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -21,6 +21,7 @@ from base.civil_dates import SHANGHAI
 from base.money import to_money
 from models.statuses import TaskStatus
 from models.tables import Case, Incident, Notice, Payout, ReviewTask
+from models.work_queue import overdue_condition
 from states.catalog import catalog
 
 HISTORY_DAYS = 30  # how far back the task chart looks (calendar days, today included)
@@ -46,9 +47,9 @@ class UnitTasks:
     bureau: str
     section: str
     unit: str  # the section's Chinese name as the task carries it (区市场监管局信用科)
-    open_by_day: list[int] = field(default_factory=list)
+    open_by_day: list[int] = field(default_factory=list)  # task_history
     overdue_by_day: list[int] = field(default_factory=list)
-    open_now: int = 0
+    open_now: int = 0  # tasks_now
     overdue_now: int = 0
 
 
@@ -80,6 +81,23 @@ def cases_by_state(s: Session) -> list[TypeStates]:
     return out
 
 
+def tasks_now(s: Session, today: date) -> list[UnitTasks]:
+    """Per section: the tasks open now, and of those overdue (models/work_queue.py's one
+    definition: due before today, clock running), by bureau and section."""
+    overdue = case((overdue_condition(today), 1), else_=0)
+    t = ReviewTask.__table__.c  # type: ignore[attr-defined]
+    rows = s.execute(
+        sa_select(t.bureau_code, t.section_code, func.min(t.unit), func.count(), func.sum(overdue))
+        .where(t.status == TaskStatus.OPEN)
+        .group_by(t.bureau_code, t.section_code)
+        .order_by(t.bureau_code, t.section_code)
+    ).all()
+    return [
+        UnitTasks(bureau, section, unit or "", open_now=int(n), overdue_now=int(late or 0))
+        for bureau, section, unit, n, late in rows
+    ]
+
+
 def end_of(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time.min, tzinfo=SHANGHAI)
 
@@ -98,21 +116,20 @@ def task_history(
     span = [first + timedelta(days=i) for i in range(days)]
     t = ReviewTask.__table__.c  # type: ignore[attr-defined]
     since = end_of(first - timedelta(days=1))
-    rows = s.execute(
-        sa_select(t.bureau_code, t.section_code, t.unit, t.status, t.created_at, t.decided_at,
-                  t.due_on, t.paused_on)
-        .where((t.status == TaskStatus.OPEN) | (t.decided_at >= since))
-    ).all()  # fmt: skip
+    columns = (t.bureau_code, t.section_code, t.unit, t.created_at, t.decided_at, t.due_on,
+               t.paused_on)  # fmt: skip
+    rows = [  # the open tasks, and those closed within the span (ix_task_decided)
+        *s.execute(sa_select(*columns).where(t.status == TaskStatus.OPEN)).all(),
+        *s.execute(
+            sa_select(*columns).where(t.status != TaskStatus.OPEN, t.decided_at >= since)
+        ).all(),
+    ]
     units: dict[tuple[str, str], UnitTasks] = {}
-    for bureau, section, unit, status, created, decided, due, paused in rows:
+    for bureau, section, unit, created, decided, due, paused in rows:
         u = units.setdefault(
             (bureau, section),
             UnitTasks(bureau, section, unit, [0] * days, [0] * days),
         )
-        if status == TaskStatus.OPEN:
-            u.open_now += 1
-            if due is not None and due < today and paused is None:
-                u.overdue_now += 1
         for i, day in enumerate(span):
             cut = end_of(day)
             if created < cut and (decided is None or decided >= cut):
@@ -120,7 +137,7 @@ def task_history(
                 if due is not None and due < day and not (day == today and paused is not None):
                     u.overdue_by_day[i] += 1
     ordered = sorted(units.values(), key=lambda u: (u.bureau, u.section))
-    return span, [u for u in ordered if u.open_now or any(u.open_by_day)]
+    return span, [u for u in ordered if any(u.open_by_day)]
 
 
 def backlog(s: Session) -> Backlog:
@@ -147,3 +164,19 @@ def backlog(s: Session) -> Backlog:
         payouts=payouts,
         incidents_open=int(incidents),
     )
+
+
+def incident_rows(
+    db: Engine, statuses: tuple[str, ...] | None, *, limit: int, offset: int = 0
+) -> tuple[list[tuple[Incident, str | None]], int]:
+    """A page of incidents in these statuses (None: all), oldest first, and how many in all."""
+    with Session(db) as s:
+        query = select(Incident, Case.case_no).join(
+            Case, col(Case.id) == col(Incident.case_id), isouter=True
+        )
+        counted = select(func.count()).select_from(Incident)
+        if statuses is not None:
+            query = query.where(col(Incident.status).in_(statuses))
+            counted = counted.where(col(Incident.status).in_(statuses))
+        page = s.exec(query.order_by(col(Incident.id)).offset(offset).limit(limit)).all()
+        return [(i, no) for i, no in page], int(s.exec(counted).one())

@@ -73,13 +73,15 @@ class Sheet:
 
 
 def xlsx_cell(value: Cell) -> str | int | Decimal | None:
-    """A value as openpyxl should store it: text neutralised and stripped of the control
-    characters XML cannot carry (openpyxl refuses them); numbers as numbers."""
+    """A value as openpyxl should store it: text stripped of the control characters XML
+    cannot carry (openpyxl refuses them); numbers as numbers. Text is never a formula: it is
+    stored as a string, and one that looks like a formula also carries Excel's quote prefix
+    (xlsx_bytes), which shows it as typed, without an apostrophe of ours."""
     if value is None or (isinstance(value, int | Decimal) and not isinstance(value, bool)):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    return neutralise(ILLEGAL_CHARACTERS_RE.sub("", value))
+    return ILLEGAL_CHARACTERS_RE.sub("", value)
 
 
 def xlsx_bytes(sheets: Sequence[Sheet]) -> bytes:
@@ -90,7 +92,7 @@ def xlsx_bytes(sheets: Sequence[Sheet]) -> bytes:
     bold = Font(bold=True)
     for spec in sheets:
         ws = book.create_sheet(title=spec.title[:31])
-        ws.append([xlsx_cell(h) for h in spec.headers])
+        ws.append([xlsx_cell(h) for h in spec.headers])  # our own labels
         for cell in ws[1]:
             cell.font = bold
         for index, row in enumerate(spec.rows):
@@ -102,8 +104,9 @@ def xlsx_bytes(sheets: Sequence[Sheet]) -> bytes:
                     cell.number_format = MONEY_FORMAT
                 elif kind == "share":
                     cell.number_format = SHARE_FORMAT
-                elif kind == "text" and isinstance(cell.value, str):
+                elif isinstance(cell.value, str):
                     cell.data_type = "s"  # never a formula, whatever the text
+                    cell.quotePrefix = cell.value.startswith(FORMULA_STARTS)
                 if index in spec.bold:
                     cell.font = bold
         ws.freeze_panes = "A2"

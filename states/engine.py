@@ -33,7 +33,15 @@ from models.db import read_only
 from models.input_errors import FieldError, InvalidApplication, describe, parse_application
 from models.receipts import PaperReceipt
 from models.settings import Settings
-from models.statuses import RequestStatus, TaskStatus
+from models.statuses import (
+    NOTICE_MOVES,
+    PAYOUT_MOVES,
+    NoticeStatus,
+    PayoutStatus,
+    RequestStatus,
+    TaskStatus,
+)
+from models.statuses import check as check_move
 from models.tables import (
     Account,
     Applicant,
@@ -945,12 +953,16 @@ class CaseEngine:
             st.authorize(run, f"{action}_incident")
             done = {"status": "resolved", "resolved_at": uow.now, "resolved_by": actor.username,
                     "note": note}  # fmt: skip
+            # a retry starts from an open incident; one being retried may still be resolved
+            # (handled outside relief while the queue waits)
+            acting_on = ("open",) if action == "retry" else ("open", "retrying")
             changed = uow.s.exec(
                 update(Incident)
-                .where(col(Incident.id) == incident_id, col(Incident.status) == "open")
+                .where(col(Incident.id) == incident_id, col(Incident.status).in_(acting_on),
+                       col(Incident.retries) == incident.retries)
                 .values(done if action == "resolve" else {"retries": incident.retries + 1})
                 .values(status="resolved" if action == "resolve" else "retrying")
-            )
+            )  # fmt: skip
             if changed.rowcount != 1:
                 raise ConflictError(
                     "该异常已由他人处理，请刷新", f"incident {incident_id} is {incident.status}"
@@ -971,16 +983,18 @@ class CaseEngine:
         """Put what failed back where its flow picks it up: the same row, the same key."""
         what, _, key = incident.ref.partition(":")
         if what == "notice":
+            check_move(NOTICE_MOVES, NoticeStatus.FAILED, NoticeStatus.PENDING)
             moved = uow.s.exec(
                 update(Notice)
                 .where(col(Notice.idempotency_key) == key, col(Notice.status) == "failed")
                 .values(status="pending", next_attempt_at=uow.now)
             )
         elif what == "payout":
-            moved = uow.s.exec(
+            check_move(PAYOUT_MOVES, PayoutStatus.FAILED, PayoutStatus.ORDERED)
+            moved = uow.s.exec(  # out of its old instruction file, into the next one
                 update(Payout)
                 .where(col(Payout.idempotency_key) == key, col(Payout.status) == "failed")
-                .values(status="ordered", updated_at=uow.now)
+                .values(status="ordered", batch_ref=None, updated_at=uow.now)
             )
         else:
             raise NotPermitted("该异常不能重试，只能办结", f"{incident.ref} cannot be retried")

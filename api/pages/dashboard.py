@@ -18,8 +18,9 @@ from sqlmodel import Session
 from api import charts, throttle, web_session
 from api.deps import EngineDep
 from api.pages.views import Csrf, MaybeSession, back, page, require_csrf
-from api.routes.operator import incident_rows, retry_now
+from notifications.incident_retry import retry_now
 from reports import dashboard as figures
+from reports.dashboard import incident_rows
 from states.actors import actor_of
 from states.engine import CaseEngine
 from states.errors import EngineError
@@ -28,6 +29,7 @@ from states.labels import INCIDENT_STATUS_ZH, INCIDENT_ZH, STATE_ZH
 router = APIRouter(include_in_schema=False)
 CHARTS = ("cases", "money-by-measure", "money-by-month", "tasks-open", "tasks-overdue")
 IncidentId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+INCIDENTS_SHOWN = 100  # the oldest first; the rest through GET /api/operator/incidents
 
 
 def _operator(session: Any) -> bool:
@@ -37,19 +39,18 @@ def _operator(session: Any) -> bool:
 
 
 def dashboard_figures(engine: CaseEngine) -> dict[str, Any]:
-    """Everything the page and its charts show, read in one pass."""
+    """What the page's tables show (each chart reads its own figures: `chart`)."""
     from reports.money import money
 
     today = engine.clock.today()
     with Session(engine.read_db) as s:
         types = figures.cases_by_state(s)
-        days, units = figures.task_history(s, today)
+        units = figures.tasks_now(s, today)
         backlog = figures.backlog(s)
     by_measure, by_month = money(engine.read_db, today)
     return {
         "types": types,
         "states": [st for st in STATE_ZH if any(t.by_state.get(st) for t in types)],
-        "days": days,
         "units": units,
         "backlog": backlog,
         "by_measure": by_measure,
@@ -62,13 +63,15 @@ def dashboard(request: Request, session: MaybeSession, engine: EngineDep) -> Res
     if not _operator(session):
         return back("/login")
     assert session is not None and session.account is not None
+    shown, total = incident_rows(engine.read_db, ("open", "retrying"), limit=INCIDENTS_SHOWN)
     return page(
         request,
         engine,
         session,
         "operator.html.j2",
         f=dashboard_figures(engine),
-        incidents=incident_rows(engine, "open") + incident_rows(engine, "retrying"),
+        incidents=shown,
+        incidents_total=total,
         incident_zh=INCIDENT_ZH,
         incident_status_zh=INCIDENT_STATUS_ZH,
         locks=throttle.current_locks(engine.db, engine.clock.now()),
@@ -79,25 +82,37 @@ def dashboard(request: Request, session: MaybeSession, engine: EngineDep) -> Res
 
 @router.get("/operator/charts/{name}.svg")
 def chart(name: str, session: MaybeSession, engine: EngineDep) -> Response:
-    """One chart as an SVG image (for operators only, like the page)."""
+    """One chart as an SVG image (for operators only, like the page); each reads only what it
+    draws."""
     if not _operator(session):
         raise HTTPException(403)
     if name not in CHARTS:
         raise HTTPException(404)
-    f = dashboard_figures(engine)
-    if name == "cases":
-        svg = charts.cases_chart(f["types"])
-    elif name == "money-by-measure":
-        svg = charts.money_chart("各措施资金（元）", [f"第{r.key}项" for r in f["by_measure"]],
-                                 series_of(f["by_measure"]))  # fmt: skip
-    elif name == "money-by-month":
-        svg = charts.money_chart("各月资金（元）", [r.label for r in f["by_month"]],
-                                 series_of(f["by_month"]))  # fmt: skip
-    else:
-        overdue = name == "tasks-overdue"
-        title = "逾期任务（按科室，每日日终）" if overdue else "待办任务（按科室，每日日终）"
-        svg = charts.tasks_chart(title, f["days"], f["units"], overdue=overdue)
+    from reports.money import money
+
+    today = engine.clock.today()
+    if name.startswith("money-"):
+        by_measure, by_month = money(engine.read_db, today)
+        if name == "money-by-measure":
+            svg = charts.money_chart("各措施资金（元）", [measure_short(r.key) for r in by_measure],
+                                     series_of(by_measure))  # fmt: skip
+        else:
+            svg = charts.money_chart("各月资金（元）", [r.label for r in by_month],
+                                     series_of(by_month))  # fmt: skip
+        return Response(svg, media_type="image/svg+xml")
+    with Session(engine.read_db) as s:
+        if name == "cases":
+            svg = charts.cases_chart(figures.cases_by_state(s))
+        else:
+            days, units = figures.task_history(s, today)
+            overdue = name == "tasks-overdue"
+            title = "逾期任务（按科室，每日日终）" if overdue else "待办任务（按科室，每日日终）"
+            svg = charts.tasks_chart(title, days, units, overdue=overdue)
     return Response(svg, media_type="image/svg+xml")
+
+
+def measure_short(key: str) -> str:
+    return f"第{key}项" if key else "未归类"
 
 
 def series_of(rows: list[Any]) -> dict[str, list[Any]]:

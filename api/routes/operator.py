@@ -7,18 +7,15 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query
+from fastapi import APIRouter, Body, HTTPException, Query, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api import throttle
 from api.deps import CurrentActor, CurrentOperator, EngineDep
-from models.statuses import TaskStatus
-from models.tables import Case, Incident, Notice, Payout, ReviewTask
-from states.actors import Actor
-from states.engine import CaseEngine
+from notifications.incident_retry import retry_now
+from reports.dashboard import incident_rows
 from states.labels import INCIDENT_ZH
 
 router = APIRouter(prefix="/operator", tags=["operators"])
@@ -70,24 +67,21 @@ def run_flow(name: str, account: CurrentOperator, engine: EngineDep) -> dict[str
 def incidents(
     account: CurrentOperator,
     engine: EngineDep,
+    response: Response,
     status: Annotated[str, Query(pattern="^(open|retrying|resolved|all)$")] = "open",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[dict[str, Any]]:
     """Incidents: payments and notices that failed after their retries, requests overdue —
-    open ones by default; each with its case number."""
+    open ones by default, oldest first, a page at a time (the total in X-Total-Count); each
+    with its case number."""
+    statuses = None if status == "all" else (status,)
+    rows, total = incident_rows(engine.read_db, statuses, limit=limit, offset=offset)
+    response.headers["X-Total-Count"] = str(total)
     return [
         {**i.model_dump(mode="json"), "case_no": no, "kind_zh": INCIDENT_ZH.get(i.kind, i.kind)}
-        for i, no in incident_rows(engine, None if status == "all" else status)
+        for i, no in rows
     ]
-
-
-def incident_rows(engine: CaseEngine, status: str | None) -> list[tuple[Incident, str | None]]:
-    with Session(engine.read_db) as s:
-        query = select(Incident, Case.case_no).join(
-            Case, col(Case.id) == col(Incident.case_id), isouter=True
-        )
-        if status is not None:
-            query = query.where(col(Incident.status) == status)
-        return [(i, no) for i, no in s.exec(query.order_by(col(Incident.id))).all()]
 
 
 IncidentId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
@@ -118,83 +112,39 @@ def resolve_incident(
     return {"incident_id": incident_id, "status": "resolved", "case_no": done.case_no}
 
 
-def retry_now(engine: CaseEngine, incident_id: int, actor: Actor) -> dict[str, Any]:
-    """The one way to retry an incident (API and page): the engine re-queues it in its
-    transaction; a notice is then delivered straight away by the outbox's own delivery."""
-    from notifications.delivery import deliver
-
-    done = engine.act_on_incident(incident_id, action="retry", actor=actor)
-    with Session(engine.read_db) as s:
-        incident = s.get(Incident, incident_id)
-        assert incident is not None
-        what, _, key = incident.ref.partition(":")
-        notice_id = (
-            s.exec(select(Notice.id).where(col(Notice.idempotency_key) == key)).first()
-            if what == "notice"
-            else None
-        )
-    outcome = "queued"
-    if notice_id is not None:
-        outcome = deliver(engine.db, notice_id, engine.settings, engine.clock.now())
-    with Session(engine.read_db) as s:
-        after = s.get(Incident, incident_id)
-        status = after.status if after else "retrying"
-    return {"incident_id": incident_id, "case_no": done.case_no, "outcome": outcome,
-            "status": status}  # fmt: skip
-
-
 @router.get("/counts")
 def counts(account: CurrentOperator, engine: EngineDep) -> dict[str, Any]:
-    """Cases by state and type; open and overdue tasks by bureau; incidents; outbox backlog."""
-    today = engine.clock.today()
+    """Cases by state and type; open and overdue tasks by bureau; incidents; outbox backlog —
+    the dashboard's figures (reports/dashboard.py), as JSON."""
+    from collections import Counter
+
+    from reports import dashboard as figures
+
     with Session(engine.read_db) as s:
-        by_state = dict(s.exec(select(Case.state, func.count()).group_by(col(Case.state))).all())
-        by_type = dict(
-            s.exec(select(Case.case_type, func.count()).group_by(col(Case.case_type))).all()
-        )
-        open_tasks = s.exec(
-            select(ReviewTask.bureau_code, func.count())
-            .where(col(ReviewTask.status) == TaskStatus.OPEN)
-            .group_by(col(ReviewTask.bureau_code))
-        ).all()
-        overdue = s.exec(
-            select(ReviewTask.bureau_code, func.count())
-            .where(
-                col(ReviewTask.status) == TaskStatus.OPEN,
-                col(ReviewTask.due_on) < today,
-                col(ReviewTask.paused_on).is_(None),
-            )
-            .group_by(col(ReviewTask.bureau_code))
-        ).all()
-        incidents_open = s.exec(
-            select(func.count()).select_from(Incident).where(col(Incident.status) == "open")
-        ).one()
-        # the outbox backlog: pending notices, and how old the oldest is (a stuck delivery
-        # flow shows here first); payouts ordered or sent but not yet paid
-        outbox_pending, oldest = s.exec(
-            select(func.count(), func.min(Notice.created_at)).where(col(Notice.status) == "pending")
-        ).one()
-        # owed on e-mail or SMS that this installation has not configured: not incidents
-        awaiting_channel = s.exec(
-            select(func.count()).select_from(Notice).where(col(Notice.status) == "awaiting_channel")
-        ).one()
-        payouts_waiting = dict(
-            s.exec(
-                select(Payout.status, func.count())
-                .where(col(Payout.status).in_(["ordered", "sent"]))
-                .group_by(col(Payout.status))
-            ).all()
-        )
+        types = figures.cases_by_state(s)
+        units = figures.tasks_now(s, engine.clock.today())
+        backlog = figures.backlog(s)
+    by_state: Counter[str] = Counter()
+    for t in types:
+        by_state.update(t.by_state)
+    open_tasks: Counter[str] = Counter()
+    overdue: Counter[str] = Counter()
+    for u in units:
+        open_tasks[u.bureau] += u.open_now
+        if u.overdue_now:
+            overdue[u.bureau] += u.overdue_now
+    oldest = backlog.oldest_pending_at
     return {
-        "by_state": by_state,
-        "by_type": by_type,
+        "by_state": dict(by_state),
+        "by_type": {t.case_type: t.total for t in types if t.total},
         "open_tasks_by_bureau": dict(open_tasks),
         "overdue_by_bureau": dict(overdue),
-        "incidents_open": incidents_open,
-        "outbox_pending": outbox_pending,
+        "incidents_open": backlog.incidents_open,
+        "outbox_pending": backlog.notices_pending,
         "outbox_oldest_pending_at": oldest.isoformat() if oldest else None,
-        "outbox_awaiting_channel": awaiting_channel,
-        "payouts_waiting": payouts_waiting,
+        "outbox_awaiting_channel": backlog.notices_awaiting_channel,
+        # payouts ordered or sent but not yet paid
+        "payouts_waiting": {k: n for k, (n, _) in backlog.payouts.items() if k != "failed"},
     }
 
 

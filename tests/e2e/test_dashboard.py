@@ -1,4 +1,4 @@
-"""The dashboard's numbers equal direct SQL over the seeded district (320 cases, six months,
+"""The dashboard's numbers equal direct SQL over the seeded district (326 cases, six months,
 every outcome: tests/seeded.py) — written here independently, as a clerk with a SQL console
 would count: cases by state per type, open and overdue tasks per section on every day of the
 chart, the backlog, and money granted / ordered / paid per month (Beijing months, fen in the
@@ -86,15 +86,20 @@ def test_open_and_overdue_tasks_per_section_every_day(seeded: Any) -> None:
                 b=u.bureau, s=u.section, cut=cut, day=day.isoformat(), today=TODAY.isoformat(),
             )  # fmt: skip
             assert (u.open_by_day[i], u.overdue_by_day[i]) == (opened, overdue), (u.unit, day)
-        [(now_open, now_overdue)] = sql(
-            seeded,
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN due_on < :today AND paused_on IS NULL "
-            "THEN 1 ELSE 0 END), 0) FROM review_task "
-            "WHERE bureau_code = :b AND section_code = :s AND status = 'open'",
-            b=u.bureau, s=u.section, today=TODAY.isoformat(),
-        )  # fmt: skip
-        assert (u.open_now, u.overdue_now) == (now_open, now_overdue), u.unit
-    assert any(u.overdue_now for u in units), "the seed leaves some tasks overdue"
+    with Session(seeded) as s:
+        now = figures.tasks_now(s, TODAY)
+    direct = sql(
+        seeded,
+        "SELECT bureau_code, section_code, COUNT(*), COALESCE(SUM(CASE WHEN due_on < :today "
+        "AND paused_on IS NULL THEN 1 ELSE 0 END), 0) FROM review_task WHERE status = 'open' "
+        "GROUP BY 1, 2 ORDER BY 1, 2",
+        today=TODAY.isoformat(),
+    )
+    assert [(u.bureau, u.section, u.open_now, u.overdue_now) for u in now] == [
+        tuple(r) for r in direct
+    ]
+    assert any(u.overdue_now for u in now), "the seed leaves some tasks overdue"
+    assert all(u.unit for u in now)  # every section by its Chinese name
 
 
 def test_backlog(seeded: Any) -> None:

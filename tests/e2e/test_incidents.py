@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from sqlmodel import Session, col, select
 from treasury_server import Treasury
 
 from api.main import create_app
+from api.security import create_account
 from flows.payout import pay_one
 from flows.treasury import HttpTreasury
 from models.settings import Settings
@@ -204,3 +206,143 @@ def test_a_failed_payout_retried_is_paid_once(api_db: Accounts) -> None:
         engine.db.dispose()
     finally:
         treasury.stop()
+
+
+def failed_notice(engine: Any) -> tuple[int, Settings]:
+    """A credit case whose acceptance notice failed on an SMTP server that is down."""
+    settings = Settings(
+        database_url=str(engine.db.url), smtp_host="127.0.0.1", smtp_port=free_port(),
+        notice_max_attempts=1, notice_retry_seconds=0,
+    )  # fmt: skip
+    app = S.application("CRED-01")
+    app["applicant"]["email"] = "owner@example.com"
+    [case] = submit(engine, app)
+    with Session(engine.db) as s:
+        [notice_id] = s.exec(select(Notice.id).where(col(Notice.case_id) == case.case_id)).all()
+    assert notice_id is not None
+    assert deliver(engine.db, notice_id, settings, FIXED_NOW) == "failed"
+    return notice_id, settings
+
+
+@pytest.mark.parametrize("action", ["resolve", "retry"])
+def test_two_operators_at_once_one_wins(engine: Any, action: str) -> None:
+    """Two operators resolve (or retry) the same incident at the same moment, on each
+    database: exactly one action, one audit event, the other a conflict. (A retry then a
+    resolve is allowed: an incident being retried may still be closed by hand.)"""
+    import threading
+
+    from states.errors import ConflictError
+
+    failed_notice(engine)
+    with Session(engine.db) as s:
+        incident = s.exec(select(Incident)).one()
+    assert incident.id is not None
+    for name in ("op_a", "op_b"):
+        create_account(engine.db, username=name, role="operator", now=FIXED_NOW)
+    start, answers = threading.Barrier(2), []
+
+    def act(name: str, action: str) -> None:
+        start.wait()
+        try:
+            engine.act_on_incident(incident.id, action=action, actor=engine.actor(name),
+                                   note="handled by phone")  # fmt: skip
+            answers.append("done")
+        except ConflictError:
+            answers.append("conflict")
+
+    threads = [threading.Thread(target=act, args=(name, action)) for name in ("op_a", "op_b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers) == ["conflict", "done"], answers
+    with Session(engine.db) as s:
+        acted = s.exec(
+            select(CaseEvent).where(col(CaseEvent.trigger).in_(["retry_incident",
+                                                                "resolve_incident"]))
+        ).all()  # fmt: skip
+    assert len(acted) == 1
+
+
+def test_a_delivery_that_finds_its_attempt_taken_sends_nothing(engine: Any) -> None:
+    """Two deliveries of one notice at once (an operator's retry while the outbox runs): the
+    one that finds the attempt claimed sends nothing; the other sends it once."""
+    import threading
+
+    from notifications.delivery import CLAIM_SECONDS, _claim
+
+    notice_id, settings = failed_notice(engine)
+    with Session(engine.db) as s:
+        incident = s.exec(select(Incident)).one()
+    create_account(engine.db, username="op_c", role="operator", now=FIXED_NOW)
+    engine.act_on_incident(incident.id, action="retry", actor=engine.actor("op_c"))
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=settings.smtp_port)
+    controller.start()
+    try:
+        assert _claim(engine.db, notice_id, 1, 2, FIXED_NOW)  # another delivery took it
+        assert deliver(engine.db, notice_id, settings, FIXED_NOW) == "skipped"
+        assert sink.messages == []
+        with Session(engine.db) as s:
+            assert s.get(Notice, notice_id).attempts == 2  # type: ignore[union-attr]
+        # that delivery died while sending: when its claim runs out, two deliveries at once
+        later = FIXED_NOW + timedelta(seconds=CLAIM_SECONDS + 1)
+        start, outcomes = threading.Barrier(2), []
+
+        def run() -> None:
+            start.wait()
+            outcomes.append(deliver(engine.db, notice_id, settings, later))
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        controller.stop()
+    assert sorted(outcomes) == ["delivered", "skipped"], outcomes
+    assert list(sink.message_ids().values()) == [1]
+    with Session(engine.db) as s:
+        assert s.get(Incident, incident.id).status == "resolved"  # type: ignore[union-attr]
+
+
+def test_the_command_line_lists_retries_and_resolves(
+    api_db: Accounts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """relief incident: the same engine steps from a terminal, refusals as exit codes."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from models.settings import get_settings
+
+    engine = make_case_engine(api_db.url)
+    failed_notice(engine)
+    with Session(engine.db) as s:
+        incident = s.exec(select(Incident)).one()
+    monkeypatch.setenv("RELIEF_DATABASE_URL", api_db.url)
+    monkeypatch.setenv("RELIEF_NOW", FIXED_NOW.isoformat())
+    get_settings.cache_clear()
+    run = CliRunner().invoke
+    try:
+        listed = run(app, ["incident", "list"])
+        assert listed.exit_code == 0 and "通知书送达失败" in listed.output, listed.output
+        assert run(app, ["incident", "list", "--status", "<script>"]).exit_code == 2
+        missing = run(app, ["incident", "resolve", str(incident.id), "--as", "operator"])
+        assert missing.exit_code == 2  # --note is required
+        empty = run(app, ["incident", "resolve", str(incident.id), "--note", " ", "--as",
+                          "operator"])  # fmt: skip
+        assert empty.exit_code == 3 and "处理说明" in empty.output
+        refused = run(app, ["incident", "resolve", str(incident.id), "--note", "x", "--as",
+                            "rev_credit"])  # fmt: skip
+        assert refused.exit_code == 3 and "Traceback" not in refused.output
+        assert run(app, ["incident", "retry", "99999", "--as", "operator"]).exit_code == 3
+        done = run(app, ["incident", "resolve", str(incident.id), "--note", "电话告知",
+                         "--as", "operator"])  # fmt: skip
+        assert done.exit_code == 0, done.output
+        again = run(app, ["incident", "retry", str(incident.id), "--as", "operator"])
+        assert again.exit_code == 3 and "已由他人处理" in again.output
+    finally:
+        get_settings.cache_clear()
+        engine.db.dispose()
+    with Session(engine.db) as s:
+        assert s.get(Incident, incident.id).note == "电话告知"  # type: ignore[union-attr]
