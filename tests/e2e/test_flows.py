@@ -242,6 +242,27 @@ def test_reconciliation_failure_retries_then_incident(flow_db: str, tmp_path: Pa
     assert (
         payout_flow(PayoutParams(adapter="file")).sent_in_files == 0
     )  # never dropped, never resent
+    # the payee's account is corrected; an operator retries: the payout leaves its old file
+    # and goes into the next one with the same key, and a paid line settles the incident
+    from api.security import create_account
+
+    create_account(engine.db, username="op_retry", role="operator", now=engine.clock.now())
+    assert incident.id is not None
+    engine.act_on_incident(incident.id, action="retry", actor=engine.actor("op_retry"))
+    out = payout_flow(PayoutParams(adapter="file"))
+    assert out.sent_in_files == 1
+    [path] = out.files
+    [line] = list(csv.DictReader(Path(path).open(encoding="utf-8")))
+    assert line["idempotency_key"] == payout.idempotency_key
+    recon = tmp_path / "paid.csv"
+    recon.write_text(f"idempotency_key,status,reference\n{payout.idempotency_key},paid,GK-1\n",
+                     encoding="utf-8")  # fmt: skip
+    reconcile_flow(ReconcileParams(file=recon))
+    with Session(engine.db) as s:
+        paid = s.exec(select(Payout)).one()
+        settled = s.get(Incident, incident.id)
+    assert paid.status == "paid" and settled is not None and settled.status == "resolved"
+    assert payout_flow(PayoutParams(adapter="file")).sent_in_files == 0  # paid once
 
 
 def test_half_written_instruction_file_is_rewritten_not_duplicated(
