@@ -114,6 +114,7 @@ def task_history(
     """
     first = today - timedelta(days=days - 1)
     span = [first + timedelta(days=i) for i in range(days)]
+    cuts = [(day, end_of(day)) for day in span]
     t = ReviewTask.__table__.c  # type: ignore[attr-defined]
     since = end_of(first - timedelta(days=1))
     columns = (t.bureau_code, t.section_code, t.unit, t.created_at, t.decided_at, t.due_on,
@@ -130,8 +131,7 @@ def task_history(
             (bureau, section),
             UnitTasks(bureau, section, unit, [0] * days, [0] * days),
         )
-        for i, day in enumerate(span):
-            cut = end_of(day)
+        for i, (day, cut) in enumerate(cuts):
             if created < cut and (decided is None or decided >= cut):
                 u.open_by_day[i] += 1
                 if due is not None and due < day and not (day == today and paused is not None):

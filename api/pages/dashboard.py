@@ -8,7 +8,9 @@ resolved through the engine (CaseEngine.act_on_incident), as through the API.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import threading
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi import Path as PathParam
@@ -18,6 +20,7 @@ from sqlmodel import Session
 from api import charts, throttle, web_session
 from api.deps import EngineDep
 from api.pages.views import Csrf, MaybeSession, back, page, require_csrf
+from base.civil_dates import to_minute
 from notifications.incident_retry import retry_now
 from reports import dashboard as figures
 from reports.dashboard import incident_rows
@@ -27,6 +30,7 @@ from states.errors import EngineError
 from states.labels import INCIDENT_STATUS_ZH, INCIDENT_ZH, STATE_ZH
 
 router = APIRouter(include_in_schema=False)
+T = TypeVar("T")
 CHARTS = ("cases", "money-by-measure", "money-by-month", "tasks-open", "tasks-overdue")
 IncidentId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 INCIDENTS_SHOWN = 100  # the oldest first; the rest through GET /api/operator/incidents
@@ -38,6 +42,26 @@ def _operator(session: Any) -> bool:
     )
 
 
+_FIGURES: dict[tuple[str, str, str], Any] = {}
+_FIGURES_LOCK = threading.Lock()
+
+
+def this_minute(engine: CaseEngine, what: str, compute: Callable[[], T]) -> T:
+    """The figure as of this minute (Asia/Shanghai), computed once per process and minute: a
+    dashboard view asks for the money three times (its table and two charts) and the task
+    history twice, and the page shows times to the minute anyway."""
+    key = (f"{id(engine)}:{engine.read_db.url}", what, to_minute(engine.clock.now()))
+    with _FIGURES_LOCK:
+        if key in _FIGURES:
+            return cast(T, _FIGURES[key])
+    value = compute()
+    with _FIGURES_LOCK:
+        for old in [k for k in _FIGURES if k[:2] == key[:2]]:
+            del _FIGURES[old]  # one minute kept per database and figure
+        _FIGURES[key] = value
+    return value
+
+
 def dashboard_figures(engine: CaseEngine) -> dict[str, Any]:
     """What the page's tables show (each chart reads its own figures: `chart`)."""
     from reports.money import money
@@ -47,7 +71,7 @@ def dashboard_figures(engine: CaseEngine) -> dict[str, Any]:
         types = figures.cases_by_state(s)
         units = figures.tasks_now(s, today)
         backlog = figures.backlog(s)
-    by_measure, by_month = money(engine.read_db, today)
+    by_measure, by_month = this_minute(engine, "money", lambda: money(engine.read_db, today))
     return {
         "types": types,
         "states": [st for st in STATE_ZH if any(t.by_state.get(st) for t in types)],
@@ -92,7 +116,7 @@ def chart(name: str, session: MaybeSession, engine: EngineDep) -> Response:
 
     today = engine.clock.today()
     if name.startswith("money-"):
-        by_measure, by_month = money(engine.read_db, today)
+        by_measure, by_month = this_minute(engine, "money", lambda: money(engine.read_db, today))
         if name == "money-by-measure":
             svg = charts.money_chart("各措施资金（元）", [measure_short(r.key) for r in by_measure],
                                      series_of(by_measure))  # fmt: skip
@@ -104,7 +128,7 @@ def chart(name: str, session: MaybeSession, engine: EngineDep) -> Response:
         if name == "cases":
             svg = charts.cases_chart(figures.cases_by_state(s))
         else:
-            days, units = figures.task_history(s, today)
+            days, units = this_minute(engine, "tasks", lambda: figures.task_history(s, today))
             overdue = name == "tasks-overdue"
             title = "逾期任务（按科室，每日日终）" if overdue else "待办任务（按科室，每日日终）"
             svg = charts.tasks_chart(title, days, units, overdue=overdue)
