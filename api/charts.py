@@ -73,13 +73,13 @@ def whole_numbers(top: int) -> list[int]:
 def cases_chart(types: Sequence[TypeStates]) -> bytes:
     """Cases of each type by state group (types with no case are left out of the bars)."""
     shown = [t for t in types if t.total]
-    widest = max((len(t.label_zh) for t in shown), default=4)
+    widest = max((len(t.label_zh) + 3 for t in shown), default=4)
     chart = _chart(
         pygal.HorizontalStackedBar, "各措施案件状态", height=140 + 30 * max(len(shown), 1),
         style=STATE_STYLE, margin_left=CJK_PX * widest // 2,
         y_labels=whole_numbers(max((t.total for t in shown), default=0)),
     )  # fmt: skip
-    chart.x_labels = [t.label_zh for t in shown]
+    chart.x_labels = [f"第{t.measure}项 {t.label_zh}" if t.measure else t.label_zh for t in shown]
     for name, states in STATE_GROUPS:
         values = [sum(n for s, n in t.by_state.items() if s in states) or None for t in shown]
         chart.add(name, values)

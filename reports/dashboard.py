@@ -23,6 +23,7 @@ from models.statuses import TaskStatus
 from models.tables import Case, Incident, Notice, Payout, ReviewTask
 from models.work_queue import overdue_condition
 from states.catalog import catalog
+from states.edition import all_editions
 
 HISTORY_DAYS = 30  # how far back the task chart looks (calendar days, today included)
 
@@ -34,6 +35,7 @@ class TypeStates:
     case_type: str
     label_zh: str
     by_state: dict[str, int]
+    measure: str = ""  # the document's measure number (第3项), from the newest edition
 
     @property
     def total(self) -> int:
@@ -66,7 +68,7 @@ class Backlog:
 
 
 def cases_by_state(s: Session) -> list[TypeStates]:
-    """Every type of the catalog (none left out for having no case yet), in catalog order."""
+    """Every type of the catalog (none left out for having no case yet), by measure number."""
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     rows = s.exec(
         select(Case.case_type, Case.state, func.count()).group_by(
@@ -75,8 +77,17 @@ def cases_by_state(s: Session) -> list[TypeStates]:
     ).all()
     for case_type, state, n in rows:
         counts[case_type][state] = int(n)
-    types = catalog()
-    out = [TypeStates(code, spec.label_zh, counts.get(code, {})) for code, spec in types.items()]
+    types, edition = catalog(), all_editions()[-1]
+
+    def measure(code: str) -> str:
+        try:
+            return edition.measure_of(code)
+        except KeyError:
+            return ""
+
+    out = [TypeStates(code, spec.label_zh, counts.get(code, {}), measure(code))
+           for code, spec in types.items()]  # fmt: skip
+    out.sort(key=lambda t: (not t.measure.isdigit(), int(t.measure or 0), t.case_type))
     out += [TypeStates(code, code, by) for code, by in counts.items() if code not in types]
     return out
 
