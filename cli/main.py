@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 import typer
 
 from cli import help_format, render
+from cli.backup_commands import backup_command, restore_command
 from cli.bpmn_command import bpmn_command
 from cli.cluster_commands import deploy, worker
 from cli.diagram_command import diagram_command
@@ -60,6 +61,8 @@ app.command()(worker)
 app.command("bpmn")(bpmn_command)
 app.command()(report)
 app.command("audit-export")(audit_export)
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 
 EXIT_INVALID = 2
 EXIT_REFUSED = 3
