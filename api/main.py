@@ -36,7 +36,14 @@ from models.document_store import DocumentRefused, store_for
 from models.input_errors import InvalidApplication
 from models.settings import Settings, get_settings
 from notifications.issuer import engine_with_notices
-from states.errors import CaseNotFound, ConflictError, EngineError, NotPermitted, WrongState
+from states.errors import (
+    CaseNotFound,
+    ConflictError,
+    EngineError,
+    NotPermitted,
+    StorageFull,
+    WrongState,
+)
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -178,6 +185,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status = 404
         elif isinstance(exc, NotPermitted):
             status = 403
+        elif isinstance(exc, StorageFull):  # nothing saved; the same request works once freed
+            status = 507
         return JSONResponse(status_code=status, content=exc.as_dict())
 
     @app.exception_handler(RequestValidationError)

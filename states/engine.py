@@ -69,6 +69,7 @@ from states.errors import (
     WrongState,
     no_such_case,
     no_such_task,
+    storage_full,
 )
 from states.labels import state_zh
 from states.lifecycle import CLAIMED_AS, FINAL_STATES, CaseState, NoticeKind
@@ -235,6 +236,8 @@ class CaseEngine:
                     raise ConflictError(
                         "数据已被他人同时修改，请刷新后重试", f"concurrent change: {exc.orig}"
                     ) from None
+                if _disk_full(exc.orig):  # rolled back: the doors answer it, no stack trace
+                    raise storage_full(exc.orig) from exc
                 raise
 
     def _run(
@@ -1052,6 +1055,15 @@ def result(run: CaseRun) -> FireResult:
 
 def replay_result(case: Any) -> FireResult:
     return FireResult(case.id, case.case_no or "", case.state, case.version, (), replayed=True)
+
+
+def _disk_full(orig: BaseException | None) -> bool:
+    """The driver's error is a full disk: SQLite's SQLITE_FULL (13), PostgreSQL's 53100."""
+    return (
+        getattr(orig, "sqlite_errorcode", None) == 13
+        or getattr(orig, "sqlstate", None) == "53100"
+        or "database or disk is full" in str(orig)
+    )
 
 
 def check_review(decision: str, reason: str | None) -> None:

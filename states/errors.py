@@ -55,6 +55,19 @@ class WrongState(TransitionRefused):
     code = "wrong_state"
 
 
+class StorageFull(EngineError):
+    """The database's disk is full: the transaction was rolled back, nothing of it written."""
+
+    code = "storage_full"
+
+
+def storage_full(detail: object) -> StorageFull:
+    return StorageFull(
+        "存储空间已满，本次操作未保存，请联系运维人员",
+        f"the database's storage is full; nothing of this operation was saved ({detail})",
+    )
+
+
 def no_such_case() -> CaseNotFound:
     """The one answer for a missing case and for a case the actor may not see."""
     return CaseNotFound("案件不存在", "no such case")
