@@ -195,3 +195,53 @@ def test_an_applicants_first_filings_racing_both_succeed(engine: CaseEngine) -> 
         with Session(engine.db) as s:
             rows = s.execute(select(Applicant.id).where(Applicant.identity == uscc)).all()
         assert len(rows) == 1  # one applicant, two cases
+
+
+def _file_in_process(url: str, application: dict[str, Any], username: str, key: str,
+                     start: Any, out: Any) -> None:  # fmt: skip
+    engine = make_case_engine(url)
+    who = engine.actor(username)
+    start.wait(60)
+    try:
+        out.put(sorted(c.case_id for c in engine.submit(application, actor=who, request_key=key)))
+    except Exception as exc:  # the parent asserts there is none
+        out.put(repr(exc))
+    finally:
+        engine.db.dispose()
+
+
+@pytest.mark.postgres
+def test_one_key_and_a_new_applicant_from_two_processes_on_postgres(postgres_url: str) -> None:
+    """Two API processes get the same Idempotency-Key for a new enterprise's first filing at
+    the same moment: one set of cases, one applicant row, both answered with the same cases."""
+    from models.db import migrate
+    from models.tables import Applicant
+
+    migrate(postgres_url)
+    engine = make_case_engine(postgres_url)
+    ctx = multiprocessing.get_context("spawn")
+    for n in range(3):
+        application = S.application("RENT-03")  # a chain: three cases from one filing
+        uscc = staff.uscc_for(950 + n)
+        application["applicant"]["uscc"] = uscc
+        username = staff.applicant(engine, uscc).username
+        key = f"two-processes-{n}"
+        start, out = ctx.Barrier(2), ctx.Queue()
+        procs = [
+            ctx.Process(target=_file_in_process,
+                        args=(postgres_url, application, username, key, start, out))
+            for _ in range(2)
+        ]  # fmt: skip
+        for p in procs:
+            p.start()
+        answers = [out.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(60)
+        assert not [a for a in answers if isinstance(a, str)], answers
+        assert answers[0] == answers[1] and len(answers[0]) == 3, answers
+        with Session(engine.db) as s:
+            made = s.execute(select(Case.id).where(Case.submission_key == key)).all()
+            people = s.execute(select(Applicant.id).where(Applicant.identity == uscc)).all()
+        assert sorted(r[0] for r in made) == answers[0]
+        assert len(people) == 1
+    engine.db.dispose()
