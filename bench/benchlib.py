@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/x.py` from a checkout without an install
@@ -318,3 +321,47 @@ def relief_command(args: list[str], env: dict[str, str]) -> tuple[float, str]:
     if done.returncode != 0:
         raise SystemExit(f"relief {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
     return seconds, done.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def relief_server(url: str, folder: Path, *, workers: int = 1, name: str = "") -> Iterator[str]:
+    """`relief serve --no-flows` on `url`, as a deployment runs it, with the benchmarks' clock;
+    yields its base URL once every process answers, and stops it afterwards."""
+    port = free_port()
+    env = {**os.environ, "RELIEF_DATABASE_URL": url, "RELIEF_NOW": NOW.isoformat(),
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    argv = [*RELIEF, "serve", "--no-flows", "--port", str(port)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    log = (folder / f"serve-{name or port}.log").open("wb")
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass  # not listening yet
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"relief serve did not start; see {log.name}")
+            time.sleep(0.2)
+        if workers > 1:  # every process answers before the clock starts
+            with httpx.Client() as c:
+                for _ in range(20):
+                    c.get(f"{base}/healthz", headers={"Connection": "close"})
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -41,15 +41,11 @@ the rounds of the bigger district's time over the seed's (both are measured in e
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +61,7 @@ from benchlib import (
     median,
     p95,
     relief_command,
+    relief_server,
 )
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -246,46 +243,8 @@ def accounts(url: str, bureau: str, section: str) -> None:
 
 
 # ---------------------------------------------------------------- serving and signing in
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def clock_env(url: str) -> dict[str, str]:
     return {"RELIEF_DATABASE_URL": url, "RELIEF_NOW": NOW.isoformat()}
-
-
-@contextmanager
-def serving(url: str, folder: Path, name: str) -> Iterator[str]:
-    """`relief serve --no-flows` on the file, as a deployment runs it; its base URL."""
-    port = free_port()
-    env = {**os.environ, **clock_env(url), "PYTHONPATH": str(ROOT)}
-    log = (folder / f"serve-{name}.log").open("wb")
-    proc = subprocess.Popen(
-        [*RELIEF, "serve", "--no-flows", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"relief serve did not start; see {log.name}")
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _csrf(html: str) -> str:
@@ -486,7 +445,7 @@ def main() -> None:
         with ExitStack() as stack:
             districts = []
             for name, url in urls.items():
-                base = stack.enter_context(serving(url, folder, name))
+                base = stack.enter_context(relief_server(url, folder, name=name))
                 d = District(name, base, setup[name]["uscc"])
                 stack.callback(d.close)
                 districts.append(d)

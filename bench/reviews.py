@@ -21,22 +21,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 from benchlib import (
     NOW,
-    RELIEF,
     ROOT,
     People,
     batch_engine,
@@ -46,6 +41,7 @@ from benchlib import (
     header,
     median,
     p95,
+    relief_server,
 )
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -87,49 +83,6 @@ def fill(url: str, cases: int) -> tuple[list[str], dict[str, list[str]]]:
     return sections, tokens
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def api_server(url: str, folder: Path, workers: int = 1) -> Any:
-    """`relief serve --no-flows` on `url`, as a deployment runs it; yields its base URL."""
-    port = free_port()
-    env = {**os.environ, "RELIEF_DATABASE_URL": url, "RELIEF_NOW": NOW.isoformat(),
-           "PYTHONPATH": str(ROOT)}  # fmt: skip
-    argv = [*RELIEF, "serve", "--no-flows", "--port", str(port)]
-    if workers > 1:
-        argv += ["--workers", str(workers)]
-    log = (folder / f"serve-{port}.log").open("wb")
-    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"relief serve did not start; see {log.name}")
-            time.sleep(0.2)
-        if workers > 1:  # every process answers before the clock starts
-            with httpx.Client() as c:
-                for _ in range(20):
-                    c.get(f"{base}/healthz", headers={"Connection": "close"})
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
 # ---------------------------------------------------------------- 1. one reviewer on SQLite
 def one_reviewer(folder: Path, cases: int, samples: int) -> dict[str, float]:
     url = fresh_sqlite(folder, "api.db")
@@ -140,7 +93,7 @@ def one_reviewer(folder: Path, cases: int, samples: int) -> dict[str, float]:
         src.backup(dst)  # WAL and all
     auth = {"Authorization": f"Bearer {token}"}
     ms: list[float] = []
-    with api_server(url, folder) as base, httpx.Client(base_url=base, headers=auth) as client:
+    with relief_server(url, folder) as base, httpx.Client(base_url=base, headers=auth) as client:
         queue = client.get("/api/tasks", params={"limit": 500}).json()
         ids = [t["id"] for t in queue][:samples]
         assert len(ids) == samples, f"{section}: {len(queue)} tasks, {samples} wanted"
@@ -182,7 +135,7 @@ def many_reviewers(
     people = [(s, tokens[s][i // len(sections)]) for i in range(reviewers) for s in sections][
         :reviewers
     ]
-    with api_server(url, folder, workers=2) as base:
+    with relief_server(url, folder, workers=2) as base:
         return asyncio.run(_reviewers(base, people, seconds))
 
 
