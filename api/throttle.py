@@ -12,6 +12,7 @@ count. Locks are visible to operators (`relief lock list`, /operator) and can be
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -150,29 +151,44 @@ def reserve(db: Engine, limit: Limit, key: str, now: datetime) -> None:
     another and cannot all slip through. Raise Throttled while the key is locked or must wait
     (a try during the wait counts too). The caller gives the attempt back with `refund` or
     `succeed` when it succeeds, and calls `confirm_failure` when it fails."""
+    reserve_each(db, [(limit, key)], now)
+
+
+def reserve_each(db: Engine, keys: Sequence[tuple[Limit, str]], now: datetime) -> None:
+    """`reserve` for several keys in order, in one transaction (one commit where a status
+    lookup made two): the first refusal stops the rest, and what was counted stays counted."""
     refused: Throttled | None = None
     with Session(db) as s, s.begin():
-        row = _locked_row(s, limit, key, now)
-        if not _locked(row, now) and row.failures >= limit.lock_after:
-            _lock(row, limit, now)  # as many attempts as the limit are out: no more
-        if _locked(row, now):
-            refused = _lock_refusal(row, limit, now)  # locked: counted no further
-        else:
-            ready = row.last_failure_at + _wait(row, limit)
-            waiting = row.failures >= limit.backoff_after and ready > now
-            row.failures += 1
-            row.last_failure_at = now
-            if waiting:
-                seconds = int((ready - now).total_seconds()) + 1
-                refused = Throttled(
-                    f"尝试过于频繁，请{seconds}秒后再试",
-                    f"{limit.scope}: retry in {seconds} s",
-                    seconds,
-                )
-                _lock(row, limit, now)
-        s.add(row)
+        for limit, key in keys:
+            refused = _count_attempt(s, limit, key, now)
+            if refused is not None:
+                break
     if refused is not None:
         raise refused
+
+
+def _count_attempt(s: Session, limit: Limit, key: str, now: datetime) -> Throttled | None:
+    row = _locked_row(s, limit, key, now)
+    refused: Throttled | None = None
+    if not _locked(row, now) and row.failures >= limit.lock_after:
+        _lock(row, limit, now)  # as many attempts as the limit are out: no more
+    if _locked(row, now):
+        refused = _lock_refusal(row, limit, now)  # locked: counted no further
+    else:
+        ready = row.last_failure_at + _wait(row, limit)
+        waiting = row.failures >= limit.backoff_after and ready > now
+        row.failures += 1
+        row.last_failure_at = now
+        if waiting:
+            seconds = int((ready - now).total_seconds()) + 1
+            refused = Throttled(
+                f"尝试过于频繁，请{seconds}秒后再试",
+                f"{limit.scope}: retry in {seconds} s",
+                seconds,
+            )
+            _lock(row, limit, now)
+    s.add(row)
+    return refused
 
 
 def confirm_failure(db: Engine, limit: Limit, key: str, now: datetime) -> None:
@@ -185,16 +201,22 @@ def confirm_failure(db: Engine, limit: Limit, key: str, now: datetime) -> None:
 
 def refund(db: Engine, limit: Limit, key: str) -> None:
     """The reserved attempt succeeded: it is not a failure (an address's count keeps the rest)."""
+    refund_each(db, [(limit, key)])
+
+
+def refund_each(db: Engine, keys: Sequence[tuple[Limit, str]]) -> None:
+    """`refund` for several keys, in one transaction."""
     with Session(db) as s, s.begin():
-        s.execute(
-            update(AuthThrottle)
-            .where(
-                col(AuthThrottle.scope) == limit.scope,
-                col(AuthThrottle.key) == key,
-                col(AuthThrottle.failures) > 0,
+        for limit, key in keys:
+            s.execute(
+                update(AuthThrottle)
+                .where(
+                    col(AuthThrottle.scope) == limit.scope,
+                    col(AuthThrottle.key) == key,
+                    col(AuthThrottle.failures) > 0,
+                )
+                .values(failures=AuthThrottle.failures - 1)
             )
-            .values(failures=AuthThrottle.failures - 1)
-        )
 
 
 def _lock_refusal(row: AuthThrottle, limit: Limit, now: datetime) -> Throttled:

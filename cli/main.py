@@ -597,24 +597,15 @@ def serve(
     import uvicorn
 
     import flows as flows_pkg  # noqa: F401  (Prefect, if a request needs it, keeps our logs)
-
-    if workers > 1:
-        if flows:
-            render.console.print("[red]--workers needs --no-flows (see docs/deploy.md)[/red]")
-            raise typer.Exit(2)
-        uvicorn.run(
-            "api.main:create_app", factory=True, host=host, port=port, workers=workers,
-            proxy_headers=True, forwarded_allow_ips=get_settings().trusted_proxies,
-        )  # fmt: skip
-        return
-    if not flows:
-        uvicorn.run(
-            "api.main:create_app", factory=True, host=host, port=port,
-            proxy_headers=True, forwarded_allow_ips=get_settings().trusted_proxies,
-        )  # fmt: skip
-        return
     from flows.serve import serve as serve_all
+    from flows.serve import server_options
 
+    if workers > 1 and flows:
+        render.console.print("[red]--workers needs --no-flows (see docs/deploy.md)[/red]")
+        raise typer.Exit(2)
+    if not flows:  # the API alone (one process or several)
+        uvicorn.run("api.main:create_app", **server_options(host, port, workers))
+        return
     serve_all(host, port)
 
 

@@ -51,6 +51,17 @@ def deployments() -> list[Any]:
     ]
 
 
+def server_options(host: str, port: int, workers: int = 1) -> dict[str, Any]:
+    """uvicorn's options for every way `relief serve` runs the API (one place for the proxy
+    and keep-alive settings)."""
+    settings = get_settings()
+    return {
+        "factory": True, "host": host, "port": port, "workers": workers,
+        "proxy_headers": True, "forwarded_allow_ips": settings.trusted_proxies,
+        "timeout_keep_alive": settings.http_keep_alive_seconds,
+    }  # fmt: skip
+
+
 def serve(host: str, port: int) -> None:
     """Run the API and the scheduled flows until SIGTERM or SIGINT; never returns."""
     signal.signal(signal.SIGTERM, _on_signal)
@@ -64,16 +75,7 @@ def serve(host: str, port: int) -> None:
     import uvicorn
 
     _warn_unconfigured_channels()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            "api.main:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            proxy_headers=True,
-            forwarded_allow_ips=get_settings().trusted_proxies,
-        )
-    )
+    server = uvicorn.Server(uvicorn.Config("api.main:create_app", **server_options(host, port)))
     web = threading.Thread(target=server.run, name="api", daemon=True)
     try:
         web.start()  # the pages answer while the Prefect server starts

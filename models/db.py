@@ -20,6 +20,7 @@ from sqlalchemy.pool import NullPool
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA_HEAD = "0012"  # the newest migration; tests/unit/test_schema_head.py keeps it honest
@@ -80,20 +81,26 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def head_revision() -> str | None:
-    """The newest migration this code knows (what `relief db upgrade` brings a database to)."""
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """This code's migrations, read once per process: they change only with the code, and
+    reading them compiles every migration file (~10 ms, on every /healthz before)."""
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    return ScriptDirectory(str(MIGRATIONS))
+
+
+def head_revision() -> str | None:
+    """The newest migration this code knows (what `relief db upgrade` brings a database to)."""
+    return _scripts().get_current_head()
 
 
 def schema_state(database_revision: str | None) -> str:
     """`current`; `behind` (the database needs `relief db upgrade` before this code can use it);
     or `ahead` (the database was upgraded for newer code: replace this process)."""
-    from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
-    script = ScriptDirectory(str(MIGRATIONS))
+    script = _scripts()
     if database_revision == script.get_current_head():
         return "current"
     if database_revision is None:

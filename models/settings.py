@@ -172,6 +172,16 @@ class Settings(BaseSettings):
         "turn. At most db_pool_size, so that a request never waits for a connection "
         "while holding a thread.",
     )
+    http_keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
+        le=3600,
+        description="`relief serve`: seconds an idle keep-alive connection stays open. Longer "
+        "than a client's own idle expiry (httpx 5 s), so that a client never sends a request on "
+        "a connection the server is closing at that moment (uvicorn's 5 s, equal to httpx's, "
+        "dropped connections under load). A proxy in front must keep its upstream "
+        "connections idle for less than this.",
+    )
     secret_key: str | None = Field(
         default=None,
         description="Key that signs CSRF tokens. Unset: a random key made on first use and "

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy.orm import defer
 from sqlmodel import Field, SQLModel
 
 from models.types import AwareDateTime, MoneyType
@@ -72,6 +73,15 @@ class Case(SQLModel, table=True):
     submission_key: str | None = Field(default=None, max_length=120)
     created_at: datetime = Field(sa_type=AwareDateTime)
     updated_at: datetime = Field(sa_type=AwareDateTime)
+
+
+#: Reads that list cases (a queue page, an applicant's cases) leave the facts and the assessment
+#: unread: parsing those JSON documents for fifty rows was a fifth of a busy API process's time
+#: (bench/load.py). Touching one on such a row raises rather than querying once per row.
+CASE_LISTING = (
+    defer(Case.facts, raiseload=True),  # type: ignore[arg-type]
+    defer(Case.assessment, raiseload=True),  # type: ignore[arg-type]
+)
 
 
 class ReviewTask(SQLModel, table=True):

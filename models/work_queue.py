@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, and_, func, not_, or_
 from sqlmodel import Session, col, select
 
 from models.statuses import TaskStatus
-from models.tables import Applicant, Case, ReviewTask
+from models.tables import CASE_LISTING, Applicant, Case, ReviewTask
 
 PAGE_DEFAULT = 100  # the API's page
 PAGE_MAX = 500
@@ -98,6 +98,7 @@ def section_page(
         .join(Case, col(Case.id) == col(ReviewTask.case_id))
         .join(Applicant, col(Applicant.id) == col(Case.applicant_id))
         .where(*where)
+        .options(*CASE_LISTING)
         .order_by(*order)
         .offset(max(q.offset, 0))
         .limit(max(q.limit, 0))

@@ -27,7 +27,7 @@ from api.schemas import (
     summary,
 )
 from base.identifiers import bounded_key
-from models.tables import Applicant, Case
+from models.tables import CASE_LISTING, Applicant, Case
 from states.contacts import stored_contact
 
 router = APIRouter(tags=["applicants"])
@@ -64,7 +64,10 @@ def my_cases(account: CurrentApplicant, engine: EngineDep) -> list[CaseSummary]:
         if applicant is None:
             return []
         rows = s.exec(
-            select(Case).where(col(Case.applicant_id) == applicant.id).order_by(col(Case.id).desc())
+            select(Case)
+            .where(col(Case.applicant_id) == applicant.id)
+            .options(*CASE_LISTING)
+            .order_by(col(Case.id).desc())
         ).all()
     return [CaseSummary(**summary(c)) for c in rows]
 

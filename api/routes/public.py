@@ -34,16 +34,15 @@ def lookup(engine: CaseEngine, case_no: str, code: str, address: str) -> Case:
     now = engine.clock.now()
     key = case_no.strip().upper()[:30]
     # counted before the code is compared, so lookups made at the same moment cannot all pass
-    throttle.reserve(engine.db, limits["status_address"], address, now)
-    throttle.reserve(engine.db, limits["status_case"], key, now)
+    counted = [(limits["status_address"], address), (limits["status_case"], key)]
+    throttle.reserve_each(engine.db, counted, now)
     with Session(engine.read_db) as s:
         case = s.exec(select(Case).where(col(Case.case_no) == key)).first()
     if case is None or not matches(case.query_code, code):
         throttle.confirm_failure(engine.db, limits["status_address"], address, now)
         throttle.confirm_failure(engine.db, limits["status_case"], key, now)
         raise not_found()  # a wrong code looks exactly like a missing case
-    throttle.refund(engine.db, limits["status_address"], address)
-    throttle.refund(engine.db, limits["status_case"], key)
+    throttle.refund_each(engine.db, counted)
     return case
 
 
