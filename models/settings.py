@@ -138,6 +138,16 @@ class Settings(BaseSettings):
     notice_retry_seconds: float = Field(
         default=60, ge=0, description="wait before the next attempt (doubles each time)"
     )
+    channel_timeout_seconds: float = Field(
+        default=15,
+        ge=0.1,
+        le=50,
+        description="The longest one send on one channel (e-mail, SMS webhook) may take in all, "
+        "connect to receipt; a slower server counts as a transient failure and is tried again "
+        "(the receiver drops the repeat by Message-ID / Idempotency-Key). At most 50: a "
+        "delivery holds its notice for 300 s (notifications/delivery.py CLAIM_SECONDS), "
+        "which must outlast a send on each of the five channels.",
+    )
     schedule_outbox_minutes: float = Field(
         default=1,
         gt=0,

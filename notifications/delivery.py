@@ -3,8 +3,11 @@
 A notice is delivered on a channel at most once as far as this database knows: each attempt is
 committed as `sending` before the channel is called and updated with the receipt after. An
 attempt left `sending` by a crash is sent again (the Message-ID / Idempotency-Key lets the
-receiver drop the duplicate). A notice that keeps failing becomes an incident for an operator;
-a notice with no channel stays readable on the status page.
+receiver drop the duplicate). Each send is cut at RELIEF_CHANNEL_TIMEOUT_SECONDS; a timeout,
+a lost connection, an SMTP 4xx or a webhook 5xx is transient and retried with backoff; an SMTP
+5xx, a webhook 4xx or an error of our own is permanent. A notice that keeps failing
+(RELIEF_NOTICE_MAX_ATTEMPTS) or fails for good becomes an incident for an operator; a notice
+with no channel stays readable on the status page.
 
 A channel this installation has not configured (no RELIEF_SMTP_HOST, no RELIEF_SMS_WEBHOOK_URL)
 is not a failure: the notice waits as `awaiting_channel`, counts no attempt and raises no
@@ -14,6 +17,7 @@ channel that fails is retried and, after RELIEF_NOTICE_MAX_ATTEMPTS, becomes an 
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -24,10 +28,22 @@ from models.ledger import record_attempt
 from models.settings import Settings
 from models.statuses import NOTICE_MOVES, OPEN_NOTICES, AttemptStatus, NoticeStatus, check
 from models.tables import Applicant, Case, Notice, NoticeDelivery
-from notifications.channels import DeliveryError, any_configured, configured, send, targets_for
+from notifications.channels import (
+    DeliveryError,
+    Target,
+    any_configured,
+    configured,
+    send,
+    targets_for,
+)
 
+log = logging.getLogger(__name__)
 NO_CHANNEL_YET = "重试时所需的送达渠道（邮件或短信）尚未配置"
-CLAIM_SECONDS = 300  # how long a delivery holds a notice it is sending (longer than any send)
+# How long a delivery holds a notice it is sending. It must outlast the delivery: one send on
+# each channel a notice can be owed on (models/applications.py Channel: five), each cut at
+# RELIEF_CHANNEL_TIMEOUT_SECONDS, which models/settings.py bounds at 50 s (5 × 50 < 300;
+# tests/e2e/test_channel_faults.py checks the relation).
+CLAIM_SECONDS = 300
 
 
 def _record(
@@ -74,16 +90,20 @@ def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> st
         _record(db, notice_id, target.channel, attempt, AttemptStatus.SENDING, "", now)
         try:
             receipt = send(target, notice, settings)
-        except DeliveryError as exc:
-            _record(db, notice_id, target.channel, attempt, AttemptStatus.FAILED, str(exc), now)
-            failures.append(f"{target.channel}: {exc}")
-            permanent = permanent or not exc.transient
+        except Exception as exc:
+            error = exc if isinstance(exc, DeliveryError) else _unexpected(exc, notice_id, target)
+            _record(db, notice_id, target.channel, attempt, AttemptStatus.FAILED, str(error), now)
+            failures.append(f"{target.channel}: {error}")
+            permanent = permanent or not error.transient
             continue
         _record(db, notice_id, target.channel, attempt, AttemptStatus.DELIVERED, receipt, now)
     with Session(db) as s, s.begin():
-        row = s.get(Notice, notice_id)
+        row = s.get(Notice, notice_id, with_for_update=True)
         assert row is not None
-        row.attempts = attempt
+        if row.attempts != attempt:
+            # our claim ran out and a later delivery took the notice: its outcome stands
+            # (our receipts stay in the ledger)
+            return "skipped"
         before = row.status
         if not failures and waiting:
             row.status, row.next_attempt_at = NoticeStatus.AWAITING_CHANNEL, None
@@ -110,6 +130,14 @@ def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> st
         check(NOTICE_MOVES, before, row.status)
         s.add(row)
         return row.status
+
+
+def _unexpected(exc: Exception, notice_id: int, target: Target) -> DeliveryError:
+    """A send that failed with something other than a channel's answer: our own fault or the
+    data's, which a retry cannot mend. Left to escape, it would leave the attempt `sending`
+    and the notice taken again after every claim, never becoming an incident."""
+    log.exception("notice %s on %s: unexpected error", notice_id, target.channel)
+    return DeliveryError(f"{type(exc).__name__}: {exc}", transient=False)
 
 
 def _claim(db: Engine, notice_id: int, before: int, attempt: int, now: datetime) -> bool:
