@@ -6,8 +6,9 @@ same key, which lets the receiver drop the repeat (Message-ID for mail, Idempote
 the webhook).
 
 The channel timeout is RELIEF_CHANNEL_TIMEOUT_SECONDS = 1 here, so the slow cases cost about
-a second each. Every case runs the outbox's own delivery task (`deliver_chunk.fn`) on SQLite;
-the dropped connection and the attempts running out on PostgreSQL too.
+a second each. Most cases run the outbox's own delivery task (`deliver_chunk.fn`) on SQLite;
+the dropped connection and the attempts running out run the outbox flow itself (real Prefect
+flow runs) on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from sqlmodel import Session, col, select
 
 from api.security import create_account
 from flows.common import case_engine
-from flows.outbox import OutboxSummary, deliver_chunk
+from flows.outbox import OutboxSummary, deliver_chunk, outbox_flow
 from models.applications import Channel
 from models.settings import Settings, get_settings
 from models.tables import Incident, Notice, NoticeDelivery
@@ -87,8 +88,9 @@ def wired(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wired]:
 
 
 @pytest.fixture
-def wired_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wired]:
-    """The same on SQLite and on PostgreSQL."""
+def wired_db(db_url: str, prefect_harness: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wired]:
+    """The same on SQLite and on PostgreSQL, with a Prefect server: these tests run the outbox
+    flow itself (its lock, its chunks, its task), as `relief serve` schedules it."""
     yield from wire(
         monkeypatch, {"RELIEF_DATABASE_URL": db_url, "RELIEF_NOW": FIXED_NOW.isoformat()}
     )
@@ -224,9 +226,9 @@ def test_a_connection_dropped_after_data_is_sent_again_with_the_same_message_id(
     notice = file_one(engine, email=MAIL)
     sink = FaultySink(DROP_AFTER_DATA)
     with smtp_server(sink, wired_db.smtp_port):
-        first = outbox_pass()
-        second = outbox_pass()
-        third = outbox_pass()
+        first = outbox_flow()
+        second = outbox_flow()
+        third = outbox_flow()
     assert (first.retry_later, second.delivered, third.due) == (1, 1, 0)
     dropped, receipt = ledger(engine, notice.id, "failed", "delivered", channel="email")
     assert dropped == "SMTP: Connection unexpectedly closed" and receipt.startswith("250")
@@ -291,8 +293,8 @@ def test_failures_that_never_end_become_an_incident_then_a_retry_delivers(
     notice = file_one(engine, email=MAIL)
     sink = FaultySink(then=refuse("RCPT", "451 4.7.1 Greylisted, try again later"))
     with smtp_server(sink, wired_db.smtp_port):
-        runs = [outbox_pass() for _ in range(ATTEMPTS)]
-        after = outbox_pass()
+        runs = [outbox_flow() for _ in range(ATTEMPTS)]
+        after = outbox_flow()
         assert [r.retry_later for r in runs] == [1] * (ATTEMPTS - 1) + [0]
         assert (runs[-1].failed, after.due) == (1, 0)
         receipts = ledger(engine, notice.id, *["failed"] * ATTEMPTS, channel="email")
