@@ -2,7 +2,8 @@
 
 Engine refusals become HTTP answers with a Chinese and an English message: a stale version or
 a step the case has moved past is 409, a rule that says no is 422, invalid input is 422 with
-every bad field named. No stack trace reaches a client.
+every bad field named. A database out of reach is 503 with a Retry-After (JSON for the API, a
+page for a browser). No stack trace reaches a client.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import docs_pages
 from api.input_guard import InputGuard
 from api.pages import accounts, dashboard, filing, my_cases, tasklist
 from api.pages import reports as report_pages
-from api.pages.views import CsrfRefused, csrf_refused_page
+from api.pages.views import CsrfRefused, csrf_refused_page, pages
 from api.pages.views import router as pages_router
 from api.routes import applicant, bureau, documents, operator, public, reports
 from api.throttle import Throttled
@@ -39,10 +40,13 @@ from notifications.issuer import engine_with_notices
 from states.errors import (
     CaseNotFound,
     ConflictError,
+    DatabaseUnavailable,
     EngineError,
     NotPermitted,
     StorageFull,
     WrongState,
+    connection_lost,
+    database_unavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -67,6 +71,9 @@ SECURITY_HEADERS = {
 }
 PRIVATE = ("/api/", "/login", "/status", "/bureau", "/operator", "/my", "/apply", "/register")
 UPLOAD_FILES = 10  # files one form may carry (a filing with all its documents)
+# seconds a client is asked to wait while the database is out of reach: a PostgreSQL restart
+# takes a second or two, a failover longer; the client's retry with the same key is safe
+DATABASE_RETRY_AFTER = 5
 
 
 def headers_for(path: str) -> dict[str, str]:
@@ -176,8 +183,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             },
         )
 
+    @app.exception_handler(DBAPIError)
+    def database_error(request: Request, exc: DBAPIError) -> Response:
+        """A read or write outside the engine's unit of work (who is asking, a page's session,
+        the throttle, a case read) that found the database out of reach: 503, not 500."""
+        if not connection_lost(exc):
+            raise exc  # answered 500 by `unexpected` below, and logged
+        answer = database_unavailable(exc.orig)
+        # the driver's words only: the statement and its parameters (personal data) stay out
+        log.warning("%s %s: %s", request.method, request.url.path, answer.message_en)
+        return unavailable(request, answer)
+
+    def unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
+        accept = request.headers.get("accept", "")
+        if not request.url.path.startswith("/api/") and "text/html" in accept:
+            # a browser: a page that needs nothing from the database (no session, no flash)
+            return pages.TemplateResponse(
+                request, "unavailable.html.j2", {"account": None, "flash": [], "error": exc},
+                status_code=503, headers=headers,
+            )  # fmt: skip
+        return JSONResponse(status_code=503, content=exc.as_dict(), headers=headers)
+
     @app.exception_handler(EngineError)
-    def refused(request: Request, exc: EngineError) -> JSONResponse:
+    def refused(request: Request, exc: EngineError) -> Response:
+        if isinstance(exc, DatabaseUnavailable):  # nothing saved (or in doubt): retry later
+            return unavailable(request, exc)
         status = 422
         if isinstance(exc, ConflictError | WrongState):
             status = 409

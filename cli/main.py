@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
+from typer.core import TyperGroup
 
 from cli import help_format, render
 from cli.backup_commands import backup_command, restore_command
@@ -40,7 +41,38 @@ if TYPE_CHECKING:
 # a tenth of a second or more to import (docs/benchmarks.md, "Starting the command line").
 
 T = TypeVar("T")
+EXIT_INVALID = 2
+EXIT_REFUSED = 3
+EXIT_UNAVAILABLE = 4  # the database out of reach: nothing saved; run the same command again
+
+
+def _unavailable(exc: BaseException) -> Any:
+    """Print why the database could not be used, and end with EXIT_UNAVAILABLE."""
+    from states.errors import DatabaseUnavailable, database_unavailable
+
+    if not isinstance(exc, DatabaseUnavailable):
+        exc = database_unavailable(getattr(exc, "orig", exc))
+    render.line(f"{exc.message_zh}  ({exc.message_en})", style="red", out=render.err_console)
+    raise typer.Exit(EXIT_UNAVAILABLE)
+
+
+class _ReliefGroup(TyperGroup):
+    """The root command: whichever command meets a database out of reach (the engine's
+    DatabaseUnavailable, or a read outside it) ends with the message and exit 4, no trace."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            from states.errors import DatabaseUnavailable, connection_lost
+
+            if isinstance(exc, DatabaseUnavailable) or connection_lost(exc):
+                return _unavailable(exc)
+            raise
+
+
 app = typer.Typer(
+    cls=_ReliefGroup,
     help="relief — 东政发〔2022〕8号 助企纾困政策办理系统",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
@@ -64,8 +96,6 @@ app.command("audit-export")(audit_export)
 app.command("backup")(backup_command)
 app.command("restore")(restore_command)
 
-EXIT_INVALID = 2
-EXIT_REFUSED = 3
 AsAccount = Annotated[
     str,
     typer.Option(
@@ -218,7 +248,8 @@ def _fail_engine(exc: EngineError, *, as_json: bool = False) -> Any:
         typer.echo(json.dumps({"ok": False, **exc.as_dict()}, ensure_ascii=False, indent=2))
     else:
         render.line(f"{exc.message_zh}  ({exc.message_en})", style="red", out=render.err_console)
-    raise typer.Exit(EXIT_REFUSED)
+    unavailable = exc.code == "database_unavailable"  # not a refusal: the same command later
+    raise typer.Exit(EXIT_UNAVAILABLE if unavailable else EXIT_REFUSED)
 
 
 @app.command()

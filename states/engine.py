@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import Engine, insert, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from base.civil_dates import zh_date
@@ -67,6 +67,8 @@ from states.errors import (
     NotPermitted,
     TransitionRefused,
     WrongState,
+    connection_lost,
+    database_unavailable,
     no_such_case,
     no_such_task,
     storage_full,
@@ -220,13 +222,19 @@ class CaseEngine:
     # ------------------------------------------------------------ units of work
     @contextmanager
     def _unit(self) -> Iterator[tuple[UnitOfWork, Stepper]]:
-        """One transaction: its unit of work and the stepper on it; written, then committed."""
+        """One transaction: its unit of work and the stepper on it; written, then committed.
+
+        A database out of reach, or a connection that dies in the transaction, is answered as
+        DatabaseUnavailable once the session has rolled back; it is not retried here (a write
+        is retried by its caller, whose request key makes that safe)."""
+        committing = False
         with Session(self.db, expire_on_commit=False) as s:
             try:
                 with s.begin():
                     uow = UnitOfWork(s, issuer=self.issuer, now=self.clock.now())
                     yield uow, Stepper(uow, settings=self.settings, clock=self.clock)
                     uow.flush()
+                    committing = True  # lost from here on, the COMMIT may have been applied
             except IntegrityError as exc:
                 raise ConflictError(
                     "数据已被他人同时修改，请刷新后重试", f"concurrent change: {exc.orig}"
@@ -238,6 +246,12 @@ class CaseEngine:
                     ) from None
                 if _disk_full(exc.orig):  # rolled back: the doors answer it, no stack trace
                     raise storage_full(exc.orig) from exc
+                if connection_lost(exc):
+                    raise database_unavailable(exc.orig, in_doubt=committing) from exc
+                raise
+            except DBAPIError as exc:  # e.g. InterfaceError on a connection already closed
+                if connection_lost(exc):
+                    raise database_unavailable(exc.orig, in_doubt=committing) from exc
                 raise
 
     def _run(

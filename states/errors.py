@@ -68,6 +68,61 @@ def storage_full(detail: object) -> StorageFull:
     )
 
 
+class DatabaseUnavailable(EngineError):
+    """The database could not be reached, or the connection died in the transaction: it was
+    rolled back (if the connection died during the commit, it may have committed: `in_doubt`).
+    Nothing needs repairing; the same request, with the same request key, is safe to retry."""
+
+    code = "database_unavailable"
+
+    def __init__(self, message_zh: str, message_en: str, *, in_doubt: bool = False):
+        super().__init__(message_zh, message_en)
+        self.in_doubt = in_doubt
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "in_doubt": self.in_doubt}
+
+
+# SQLSTATE class 08 (connection exception); 57P01 admin shutdown, 57P02 crash shutdown, 57P03
+# cannot connect now (starting up, shutting down, in recovery)
+_SHUTDOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """The error is the database being out of reach, not a statement it refused.
+
+    SQLAlchemy marks a dead connection `connection_invalidated`; PostgreSQL names a lost or
+    refused session by its SQLSTATE; and psycopg reports a connection it could not open (server
+    down, "the database system is starting up") as an OperationalError without a SQLSTATE.
+    """
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", "")  # psycopg's errors carry it; sqlite3's do not
+    if state is None:
+        return isinstance(exc, OperationalError)
+    return state.startswith("08") or state in _SHUTDOWN_STATES
+
+
+def database_unavailable(detail: object, *, in_doubt: bool = False) -> DatabaseUnavailable:
+    words = str(detail).strip().splitlines()[0] if str(detail).strip() else "no detail"
+    if in_doubt:
+        return DatabaseUnavailable(
+            "数据库连接在保存时中断，本次操作可能已保存，请稍后查询或重试",
+            "the database connection was lost during the commit; the operation may have been "
+            f"saved: retry with the same request key to find out ({words})",
+            in_doubt=True,
+        )
+    return DatabaseUnavailable(
+        "数据库暂时不可用，本次操作未保存，请稍后重试",
+        f"the database is unavailable; nothing of this operation was saved ({words})",
+    )
+
+
 def no_such_case() -> CaseNotFound:
     """The one answer for a missing case and for a case the actor may not see."""
     return CaseNotFound("案件不存在", "no such case")

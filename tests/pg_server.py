@@ -215,6 +215,45 @@ class PostgresServer:
             self._removed = True
             shutil.rmtree(self.basedir, ignore_errors=True)
 
+    # -- faults: the same cluster stopped, started, its connections killed ----------------------
+
+    @property
+    def running(self) -> bool:
+        """True while a postmaster runs on this cluster's data directory."""
+        return (self.datadir / "postmaster.pid").exists()
+
+    def stop_server(self, mode: str = "fast") -> None:
+        """Stop the server but keep its data: ``fast`` ends every session at once (SQLSTATE
+        57P01, as ``systemctl restart`` does), ``immediate`` is a crash without a checkpoint."""
+        if mode not in ("smart", "fast", "immediate"):
+            raise ValueError(f"pg_ctl stop mode must be smart, fast or immediate: {mode!r}")
+        self._run([str(self.bindir / "pg_ctl"), "stop", "-D", str(self.datadir), "-m", mode, "-w"])
+
+    def start_server(self) -> None:
+        """Start the stopped cluster again: the same data directory, the same port."""
+        if not self.port:
+            raise PostgresStartError("start_server() needs a port: create the server with start()")
+        self._pg_ctl_start(self.port)
+
+    def restart(self, mode: str = "fast") -> None:
+        """Stop and start the same cluster (same data, same port)."""
+        self.stop_server(mode)
+        self.start_server()
+
+    def terminate_backends(self, dbname: str) -> int:
+        """``pg_terminate_backend`` every session on ``dbname`` (idle ones in a client's pool
+        and ones in a transaction); returns how many were signalled."""
+        self._check_name(dbname)
+        with psycopg.connect(
+            host=self.host, port=self.port, user=self.user, dbname="postgres", autocommit=True
+        ) as conn:
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (dbname,),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
     # -- databases ---------------------------------------------------------------------------
 
     def url(self, dbname: str) -> str:
@@ -293,33 +332,8 @@ class PostgresServer:
         last_error: PostgresStartError | None = None
         for _ in range(_START_ATTEMPTS):
             port = _free_loopback_port()
-            options = " ".join(
-                [
-                    f"-c listen_addresses={HOST}",
-                    f"-p {port}",
-                    f"-k {shlex.quote(str(self.sockdir))}",
-                    "-c fsync=off",
-                    "-c synchronous_commit=off",
-                    "-c full_page_writes=off",
-                    "-c max_connections=100",
-                ]
-            )
             try:
-                self._run(
-                    [
-                        str(self.bindir / "pg_ctl"),
-                        "start",
-                        "-D",
-                        str(self.datadir),
-                        "-l",
-                        str(self.logfile),
-                        "-w",
-                        "-t",
-                        "60",
-                        "-o",
-                        options,
-                    ]
-                )
+                self._pg_ctl_start(port)
             except PostgresStartError as exc:
                 last_error = exc
                 if "could not bind" in _tail(self.logfile):
@@ -329,3 +343,31 @@ class PostgresServer:
             return
         assert last_error is not None
         raise last_error
+
+    def _pg_ctl_start(self, port: int) -> None:
+        options = " ".join(
+            [
+                f"-c listen_addresses={HOST}",
+                f"-p {port}",
+                f"-k {shlex.quote(str(self.sockdir))}",
+                "-c fsync=off",
+                "-c synchronous_commit=off",
+                "-c full_page_writes=off",
+                "-c max_connections=100",
+            ]
+        )
+        self._run(
+            [
+                str(self.bindir / "pg_ctl"),
+                "start",
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.logfile),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                options,
+            ]
+        )

@@ -46,7 +46,7 @@ from states.catalog import spec_for
 from states.documents import clean_filename, missing_slots
 from states.edition import Edition, edition_for
 from states.engine import CaseEngine
-from states.errors import EngineError, StorageFull
+from states.errors import DatabaseUnavailable, EngineError, StorageFull
 from states.labels import DECISION_ZH
 
 router = APIRouter(include_in_schema=False)
@@ -309,6 +309,8 @@ async def apply_post(
         message = exc.message_zh if isinstance(exc, EngineError) else str(exc)
         if isinstance(exc, StorageFull):  # a flash is a write too: say it on this page
             return again({"(申请书)": message}, 507)
+        if isinstance(exc, DatabaseUnavailable):  # the form again (if the database is back)
+            return again({"(申请书)": message}, 503)
         web_session.push_flash(engine.db, form_session, f"未提交：{message}", "error")
         return again(status=422)
     return back(f"/my/receipt/{draft}")
