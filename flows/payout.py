@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
 
 from flows.common import case_engine, chunked, run_chunks
-from flows.singleton import exclusive
+from flows.singleton import claimed, exclusive
 from flows.treasury import FileTreasury, HttpTreasury, PaymentInstruction, TreasuryError
 from models.db import engine_for
 from models.incidents import attempt_budget, raise_incident
@@ -139,7 +139,13 @@ def attempts_of(engine: CaseEngine, payout_id: int) -> list[PayoutAttempt]:
 
 # ---------------------------------------------------------------- http adapter
 def pay_one(engine: CaseEngine, treasury: HttpTreasury, payout_id: int, actor: Actor) -> str:
-    """Pay one payout at most once; returns paid | failed | skipped."""
+    """Pay one payout at most once; returns paid | failed | skipped (paid, given up, or being
+    paid by another run right now: a run whose lock was lost with its session goes on)."""
+    with claimed(engine.db, f"payout:{payout_id}") as mine:
+        return _pay_claimed(engine, treasury, payout_id, actor) if mine else "skipped"
+
+
+def _pay_claimed(engine: CaseEngine, treasury: HttpTreasury, payout_id: int, actor: Actor) -> str:
     settings = engine.settings
     with Session(engine.db) as s:
         payout = s.get(Payout, payout_id)
