@@ -779,7 +779,7 @@ def test_a_payout_run_that_lost_its_lock_and_a_second_run_pay_each_key_once(
     engine = make_case_engine(db.url)
     ordered(engine, PAYOUTS)
     treasury = Treasury().start()
-    treasury.delay = 0.05
+    treasury.delay = 0.25  # the first run still pays while the second one starts
     try:
         params = PayoutParams(adapter="http", endpoint=treasury.url)
         first = Run(lambda: payout_flow(params))
@@ -793,10 +793,11 @@ def test_a_payout_run_that_lost_its_lock_and_a_second_run_pay_each_key_once(
         second.outcome()
         assert first.error is None and second.error is None, (first.error, second.error)
         assert not second.result.busy, "the second run found the lock taken"
-        assert first.result.paid + second.result.paid == PAYOUTS
-        assert second.result.paid > 0, "the second run paid nothing: nothing overlapped"
+        assert second.result.considered > 0, "the first run was done: nothing overlapped"
         paid = treasury.paid_count()
-        assert len(paid) == PAYOUTS and set(paid.values()) == {1}  # each key paid once
+        twice = sorted(key for key, n in paid.items() if n > 1)
+        assert twice == [] and len(paid) == PAYOUTS  # each key paid once
+        assert first.result.paid + second.result.paid == PAYOUTS
         with Session(engine.db) as s:
             assert {p.status for p in s.exec(select(Payout)).all()} == {"paid"}
         assert_cases_consistent(engine)
