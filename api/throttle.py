@@ -12,7 +12,8 @@ count. Locks are visible to operators (`relief lock list`, /operator) and can be
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -151,20 +152,70 @@ def reserve(db: Engine, limit: Limit, key: str, now: datetime) -> None:
     another and cannot all slip through. Raise Throttled while the key is locked or must wait
     (a try during the wait counts too). The caller gives the attempt back with `refund` or
     `succeed` when it succeeds, and calls `confirm_failure` when it fails."""
-    reserve_each(db, [(limit, key)], now)
-
-
-def reserve_each(db: Engine, keys: Sequence[tuple[Limit, str]], now: datetime) -> None:
-    """`reserve` for several keys in order, in one transaction (one commit where a status
-    lookup made two): the first refusal stops the rest, and what was counted stays counted."""
-    refused: Throttled | None = None
     with Session(db) as s, s.begin():
-        for limit, key in keys:
-            refused = _count_attempt(s, limit, key, now)
-            if refused is not None:
-                break
+        refused = _count_attempt(s, limit, key, now)
     if refused is not None:
         raise refused
+
+
+@dataclass
+class Attempt:
+    """What the guarded block found: `failed()` when what was sent is wrong."""
+
+    wrong: bool = False
+
+    def failed(self) -> None:
+        self.wrong = True
+
+
+@contextmanager
+def attempt(db: Engine, keys: Sequence[tuple[Limit, str]], now: datetime) -> Iterator[Attempt]:
+    """One attempt, checked while the keys' rows are locked (in order): attempts made at the
+    same moment, on any API process, are checked one after another, each seeing the failures
+    before it, so a burst of guesses cannot slip past the limit. Raises Throttled, without
+    running the block, while a key is locked or must wait (a try during the wait counts as a
+    failure). A wrong attempt (`failed()`) counts one failure on every key, locking at the
+    limit; a right one counts nothing — unlike `reserve`, whose attempts in flight count until
+    refunded, so that lookups at once from one busy address (a service counter, a proxy) were
+    refused as guesses (bench/load.py: 981 of 988 lookups answered 429)."""
+    refused: Throttled | None = None
+    with Session(db) as s, s.begin():
+        rows = [(limit, _locked_row(s, limit, key, now)) for limit, key in keys]
+        for limit, row in rows:
+            refused = _refusal(row, limit, now)
+            if refused is not None:
+                s.add(row)
+                break
+        if refused is None:
+            outcome = Attempt()
+            yield outcome
+            if outcome.wrong:
+                for limit, row in rows:
+                    row.failures += 1
+                    row.last_failure_at = now
+                    _lock(row, limit, now)
+                    s.add(row)
+    if refused is not None:
+        raise refused
+
+
+def _refusal(row: AuthThrottle, limit: Limit, now: datetime) -> Throttled | None:
+    """Why an attempt on this (locked) row is refused unchecked, counting a try made during
+    the wait; None if it may be checked."""
+    if not _locked(row, now) and row.failures >= limit.lock_after:
+        _lock(row, limit, now)
+    if _locked(row, now):
+        return _lock_refusal(row, limit, now)
+    ready = row.last_failure_at + _wait(row, limit)
+    if row.failures < limit.backoff_after or ready <= now:
+        return None
+    row.failures += 1
+    row.last_failure_at = now
+    _lock(row, limit, now)
+    seconds = int((ready - now).total_seconds()) + 1
+    return Throttled(
+        f"尝试过于频繁，请{seconds}秒后再试", f"{limit.scope}: retry in {seconds} s", seconds
+    )
 
 
 def _count_attempt(s: Session, limit: Limit, key: str, now: datetime) -> Throttled | None:
@@ -201,22 +252,16 @@ def confirm_failure(db: Engine, limit: Limit, key: str, now: datetime) -> None:
 
 def refund(db: Engine, limit: Limit, key: str) -> None:
     """The reserved attempt succeeded: it is not a failure (an address's count keeps the rest)."""
-    refund_each(db, [(limit, key)])
-
-
-def refund_each(db: Engine, keys: Sequence[tuple[Limit, str]]) -> None:
-    """`refund` for several keys, in one transaction."""
     with Session(db) as s, s.begin():
-        for limit, key in keys:
-            s.execute(
-                update(AuthThrottle)
-                .where(
-                    col(AuthThrottle.scope) == limit.scope,
-                    col(AuthThrottle.key) == key,
-                    col(AuthThrottle.failures) > 0,
-                )
-                .values(failures=AuthThrottle.failures - 1)
+        s.execute(
+            update(AuthThrottle)
+            .where(
+                col(AuthThrottle.scope) == limit.scope,
+                col(AuthThrottle.key) == key,
+                col(AuthThrottle.failures) > 0,
             )
+            .values(failures=AuthThrottle.failures - 1)
+        )
 
 
 def _lock_refusal(row: AuthThrottle, limit: Limit, now: datetime) -> Throttled:

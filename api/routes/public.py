@@ -31,18 +31,16 @@ router = APIRouter(tags=["public"])
 def lookup(engine: CaseEngine, case_no: str, code: str, address: str) -> Case:
     """The case if the code is its query code; Throttled while guessing is being held off."""
     limits = throttle.limits(engine.settings)
-    now = engine.clock.now()
     key = case_no.strip().upper()[:30]
-    # counted before the code is compared, so lookups made at the same moment cannot all pass
+    # checked under the limits' locks, so lookups made at the same moment are checked in turn
     counted = [(limits["status_address"], address), (limits["status_case"], key)]
-    throttle.reserve_each(engine.db, counted, now)
-    with Session(engine.read_db) as s:
-        case = s.exec(select(Case).where(col(Case.case_no) == key)).first()
-    if case is None or not matches(case.query_code, code):
-        throttle.confirm_failure(engine.db, limits["status_address"], address, now)
-        throttle.confirm_failure(engine.db, limits["status_case"], key, now)
+    with throttle.attempt(engine.db, counted, engine.clock.now()) as attempt:
+        with Session(engine.read_db) as s:
+            case = s.exec(select(Case).where(col(Case.case_no) == key)).first()
+        if case is None or not matches(case.query_code, code):
+            attempt.failed()
+    if case is None or attempt.wrong:
         raise not_found()  # a wrong code looks exactly like a missing case
-    throttle.refund_each(engine.db, counted)
     return case
 
 
