@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from transitions import EventData, Machine
 
+from base.money import CENT
 from models.statuses import TaskStatus
 from states.actors import Role
 from states.permits import Permit, permit
@@ -214,12 +215,21 @@ def rules_allow_grant(event: EventData) -> bool:
 
 
 def amount_within_ceiling(event: EventData) -> bool:
-    """决定金额不得超过规则核定的上限."""
+    """决定金额不得超过规则核定的上限，且应精确到分.
+
+    A tenth of a fen is refused, not rounded: 23,999.999 against a ceiling of 24,000.00 would
+    round to the whole ceiling and yet be decided and told as 部分准予 (found by
+    tests/e2e/test_random_sequences.py).
+    """
     amount = _payload(event).get("amount")
     if amount is None:
         return True
     value = decided_amount(amount)
-    return value is not None and Decimal(0) <= value <= _m(event).assessment.amount
+    return (
+        value is not None
+        and Decimal(0) <= value <= _m(event).assessment.amount
+        and value == value.quantize(CENT)  # in range, so small enough to quantize
+    )
 
 
 def decided_amount(amount: Any) -> Decimal | None:
