@@ -10,6 +10,8 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -42,6 +44,33 @@ def login(url: str, password: str) -> str:
         return flashes[0] if flashes else f"signed in at {r.url.path}"
 
 
+@contextmanager
+def two_apis(env: dict[str, str], logdir: Path) -> Iterator[list[str]]:
+    """Two `relief serve --no-flows` processes on `env`'s database; their URLs once both
+    answer."""
+    ports = [free_port(), free_port()]
+    apis = [
+        Proc(f"api-{i}", [*RELIEF, "serve", "--no-flows", "--port", str(p)], env=env, logdir=logdir)
+        for i, p in enumerate(ports)
+    ]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    try:
+        deadline = time.monotonic() + 120
+        for url in urls:
+            while True:
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "\n".join(a.tail() for a in apis)
+                time.sleep(0.3)
+        yield urls
+    finally:
+        for api in apis:
+            api.stop()
+
+
 @pytest.mark.postgres
 def test_two_processes_share_one_limit(postgres_url: str, tmp_path: Path) -> None:
     migrate(postgres_url)
@@ -61,26 +90,7 @@ def test_two_processes_share_one_limit(postgres_url: str, tmp_path: Path) -> Non
         "RELIEF_STATUS_BACKOFF_AFTER": "1000",
         "RELIEF_ADDRESS_LOCK_AFTER": "100000",
     }
-    ports = [free_port(), free_port()]
-    apis = [
-        Proc(
-            f"api-{i}", [*RELIEF, "serve", "--no-flows", "--port", str(p)], env=env, logdir=tmp_path
-        )
-        for i, p in enumerate(ports)
-    ]
-    urls = [f"http://127.0.0.1:{p}" for p in ports]
-    try:
-        deadline = time.monotonic() + 120
-        for url in urls:
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "\n".join(a.tail() for a in apis)
-                time.sleep(0.3)
-
+    with two_apis(env, tmp_path) as urls:
         # wrong passwords, alternating: counted once each, locked at the tenth, on both
         for n in range(1, LOCK_AFTER + 1):
             assert login(urls[n % 2], "guess") == "用户名或密码不正确"
@@ -115,10 +125,7 @@ def test_two_processes_share_one_limit(postgres_url: str, tmp_path: Path) -> Non
         failures, locked = counted(engine, "status_case", "DC-2099-000001")
         # each attempt was counted before its code was compared: exactly the limit were compared
         assert failures == answers.count(404) == LOCK_AFTER and locked, answers
-    finally:
-        for api in apis:
-            api.stop()
-        engine.db.dispose()
+    engine.db.dispose()
 
 
 @pytest.mark.postgres
@@ -136,25 +143,7 @@ def test_right_codes_sent_at_once_from_one_address_are_all_answered(
     with Session(engine.db) as s:
         code = s.get(Case, case.case_id).query_code  # type: ignore[union-attr]
     env = {**os.environ, "RELIEF_DATABASE_URL": postgres_url}
-    ports = [free_port(), free_port()]
-    apis = [
-        Proc(
-            f"api-{i}", [*RELIEF, "serve", "--no-flows", "--port", str(p)], env=env, logdir=tmp_path
-        )
-        for i, p in enumerate(ports)
-    ]
-    urls = [f"http://127.0.0.1:{p}" for p in ports]
-    try:
-        deadline = time.monotonic() + 120
-        for url in urls:
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "\n".join(a.tail() for a in apis)
-                time.sleep(0.3)
+    with two_apis(env, tmp_path) as urls:
         barrier = threading.Barrier(40)
         answers: list[int] = []
 
@@ -175,7 +164,4 @@ def test_right_codes_sent_at_once_from_one_address_are_all_answered(
         assert wrong.status_code == 404  # a wrong code still counts, on both keys
         assert counted(engine, "status_address", "127.0.0.1") == (1, False)
         assert counted(engine, "status_case", case.case_no or "") == (1, False)
-    finally:
-        for api in apis:
-            api.stop()
-        engine.db.dispose()
+    engine.db.dispose()
