@@ -388,7 +388,10 @@ def test_the_engine_rolls_back_and_answers_database_unavailable(db: Db, fault: s
         assert isinstance(refused, DatabaseUnavailable), repr(refused)
         assert refused.message_zh == UNAVAILABLE_ZH and not refused.in_doubt
         assert refused.as_dict()["error"] == "database_unavailable"
-        assert "57P01" == getattr(refused.__cause__.orig, "sqlstate", None)  # type: ignore[union-attr]
+        # the server says why (57P01, admin shutdown) unless the connection is gone before its
+        # last message is read: then only the closed socket — both are the same refusal
+        cause = refused.__cause__.orig  # type: ignore[union-attr]
+        assert getattr(cause, "sqlstate", None) == "57P01" or "closed the connection" in str(cause)
         assert isinstance(refused.__cause__, OperationalError)  # kept for the log
         if fault == "restart":  # and while it is down, refused at once, the same way
             with pytest.raises(DatabaseUnavailable) as down:
