@@ -4,11 +4,16 @@ An account is found by `Authorization: Bearer <token>` (API) or by the `relief_s
 cookie (pages) and handed to the engine as an Actor. What the actor may do is the engine's
 decision (states/authority.py), so the API, the pages, the CLI and the flows cannot differ.
 The role dependencies below only pick which routes a kind of account sees.
+
+A dependency that only looks at what is already read is `async def`: FastAPI runs a plain
+`def` dependency in the thread pool, and under load each such hop waits its turn for one of
+the process's `api_threads` again (docs/reliability.md, "Load"). Only the ones that read the
+database stay plain `def`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
@@ -30,7 +35,7 @@ CaseNo = Annotated[
 ]
 
 
-def get_engine(request: Request) -> CaseEngine:
+async def get_engine(request: Request) -> CaseEngine:
     engine: CaseEngine = request.app.state.engine
     return engine
 
@@ -74,7 +79,7 @@ def optional_account(request: Request, engine: EngineDep) -> Account | None:
     return account
 
 
-def current_account(account: Annotated[Account | None, Depends(optional_account)]) -> Account:
+async def current_account(account: Annotated[Account | None, Depends(optional_account)]) -> Account:
     if account is None:
         raise HTTPException(
             401,
@@ -86,8 +91,8 @@ def current_account(account: Annotated[Account | None, Depends(optional_account)
 CurrentAccount = Annotated[Account, Depends(current_account)]
 
 
-def require(*roles: str) -> Callable[[Account], Account]:
-    def check(account: CurrentAccount) -> Account:
+def require(*roles: str) -> Callable[[Account], Coroutine[None, None, Account]]:
+    async def check(account: CurrentAccount) -> Account:
         if account.role not in roles:
             raise HTTPException(
                 403, detail={"message_zh": "无权进行此操作", "message_en": f"needs role {roles}"}
@@ -108,7 +113,7 @@ def not_found() -> CaseNotFound:
     return no_such_case()
 
 
-def actor(account: CurrentAccount) -> Actor:
+async def actor(account: CurrentAccount) -> Actor:
     return actor_of(account)
 
 

@@ -53,7 +53,7 @@ router = APIRouter(include_in_schema=False)
 REF_SALT = "relief-docref"
 
 
-def applicant_session(session: MaybeSession) -> PageSession:
+async def applicant_session(session: MaybeSession) -> PageSession:
     if session is None or session.account is None or session.account.role != "applicant":
         raise HTTPException(303, headers={"Location": "/login"})
     return session
@@ -225,7 +225,7 @@ async def read_posted(
         elif key.startswith("file.") and key[5:] in slots and value.filename:
             uploads.append((key[5:], value))
     form_session = require_csrf(engine, session, (values.pop(CSRF_FIELD, None) or [""])[-1])
-    applicant_session(form_session)  # signed in as an applicant, or off to the login page
+    await applicant_session(form_session)  # signed in as an applicant, or off to the login page
     dropped = set(values.pop("_drop", []))
     held = [h for h in _held(engine, values.pop("docref", [])) if h.token not in dropped]
     errors: dict[str, str] = {}

@@ -201,7 +201,7 @@ def logout(engine: EngineDep, session: MaybeSession, csrf: Csrf = "") -> Respons
     return response
 
 
-def _staff(session: MaybeSession) -> PageSession:
+async def _staff(session: MaybeSession) -> PageSession:
     if (
         session is None
         or session.account is None
@@ -218,11 +218,11 @@ def _staff(session: MaybeSession) -> PageSession:
 Staff = Annotated[PageSession, Depends(_staff)]
 
 
-def _case_viewer(session: MaybeSession) -> PageSession:
+async def _case_viewer(session: MaybeSession) -> PageSession:
     """Bureau staff, and operators (read-only: an operator holds no task), see a case page."""
     if session is not None and session.account is not None and session.account.role == "operator":
         return session
-    return _staff(session)
+    return await _staff(session)
 
 
 CaseViewer = Annotated[PageSession, Depends(_case_viewer)]

@@ -27,7 +27,7 @@ router = APIRouter(tags=["documents"])
 UPLOADERS = ("applicant", "intake_officer", "operator")
 
 
-def store_of(request: Request) -> DocumentStore:
+async def store_of(request: Request) -> DocumentStore:
     return request.app.state.documents  # type: ignore[no-any-return]
 
 

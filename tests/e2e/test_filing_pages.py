@@ -201,6 +201,31 @@ def test_errors_are_shown_by_the_field_in_chinese_and_nothing_is_filed(
     assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login"
 
 
+def test_a_signed_in_clerk_cannot_post_an_application_form(
+    site: dict[str, Any], tmp_path: Path
+) -> None:
+    """A reviewer's own page session and CSRF token, posting a full form with its documents:
+    off to the sign-in page before a file is kept or anything is filed."""
+    create_account(site["engine"].db, username="clerk", role="reviewer", now=FIXED_NOW,
+                   bureau="samr", section="credit", password="pw-applicant-1")  # fmt: skip
+    data = example("loan_subsidy")
+    with httpx.Client(base_url=site["url"], follow_redirects=False) as c:
+        r = c.post("/login", data={"csrf_token": csrf_of(c.get("/login").text),
+                                   "username": "clerk", "password": "pw-applicant-1"})  # fmt: skip
+        assert r.status_code == 303, r.text
+        token = csrf_of(c.get(r.headers["location"]).text)  # the clerk's page: its sign-out form
+        fields = {k: v for k, v in form_values(data).items() if k != "type"}
+        for action in ("preview", "confirm"):
+            posted = [("csrf_token", token), ("_action", action), *flat(fields)]
+            r = c.post("/apply/loan_subsidy", data=as_form(posted),
+                       files=files_for("loan_subsidy", data))  # fmt: skip
+            assert r.status_code == 303 and r.headers["location"] == "/login", r.text
+    with Session(site["engine"].db) as s:
+        assert s.exec(select(Case)).all() == [] and s.exec(select(CaseDocument)).all() == []
+    stored = tmp_path / "docs"
+    assert not stored.exists() or not any(p.is_file() for p in stored.rglob("*"))
+
+
 def test_a_configured_form_refuses_what_a_careless_or_hostile_user_types(
     site: dict[str, Any],
 ) -> None:
