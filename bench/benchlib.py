@@ -323,6 +323,34 @@ def relief_command(args: list[str], env: dict[str, str]) -> tuple[float, str]:
     return seconds, done.stdout
 
 
+def cpu_seconds_by_part() -> dict[str, float]:
+    """CPU seconds used so far by this machine's processes, grouped as this process (the
+    driver), PostgreSQL, `relief serve` and everything else (Linux /proc; a process that has
+    ended is no longer counted, so take the difference of two readings of long-lived ones)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {"driver": 0.0, "postgres": 0.0, "relief serve": 0.0, "other": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue  # ended meanwhile
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        if int(entry.name) == os.getpid():
+            out["driver"] += seconds
+        elif comm == "postgres":
+            out["postgres"] += seconds
+        elif (b"relief" in cmdline and b"serve" in cmdline) or b"multiprocessing" in cmdline:
+            out["relief serve"] += seconds
+        else:
+            out["other"] += seconds
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

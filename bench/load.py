@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import random
 import sys
 import tempfile
@@ -40,13 +41,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 from benchlib import (
     NOW,
     ROOT,
     People,
     batch_engine,
     building_application,
+    cpu_seconds_by_part,
     dump_json,
     header,
     machine,
@@ -57,8 +59,8 @@ from benchlib import (
 sys.path.insert(0, str(ROOT / "tests"))
 
 #: The client's keep-alive expiry: shorter than the server's (`relief serve` keeps an idle
-#: connection for RELIEF_KEEP_ALIVE_SECONDS), so the client never sends on a connection the
-#: server is closing. docs/reliability.md, "Load".
+#: connection for RELIEF_HTTP_KEEP_ALIVE_SECONDS), so the client never sends on a connection
+#: the server is closing. docs/reliability.md, "Load".
 CLIENT_KEEPALIVE_EXPIRY = 5.0
 TIMEOUT = 60.0
 DOUBLE_EVERY = 5  # every fifth filing is sent twice at once with one key
@@ -124,6 +126,21 @@ def prepare(url: str, *, cases: int, applicants: int, reviewers: int) -> Distric
 
 
 # ---------------------------------------------------------------- what the clients saw
+@dataclass(frozen=True)
+class Answer:
+    """One answer as the driver read it: the status and the whole body."""
+
+    status_code: int
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
 @dataclass
 class Tally:
     """Every answer of the run, by route; what each filing key was answered."""
@@ -135,7 +152,7 @@ class Tally:
     bodies: list[str] = field(default_factory=list)  # the first few unexpected answers
     seconds: float = 0.0
 
-    def record(self, route: str, started: float, response: httpx.Response | None) -> None:
+    def record(self, route: str, started: float, response: Answer | None) -> None:
         if response is None:
             return
         self.ms[route].append((time.perf_counter() - started) * 1000)
@@ -190,21 +207,27 @@ async def run_day(base: str, district: District, *, clients: int, seconds: float
     n_pub = max(0, clients - n_app - n_rev) if district.lookups else 0
     if len(district.applicants) < n_app or len(district.reviewers) < n_rev:
         raise SystemExit(f"prepare() made too few accounts for {clients} clients")
-    limits = httpx.Limits(
-        max_connections=clients * 2, max_keepalive_connections=clients * 2,
-        keepalive_expiry=CLIENT_KEEPALIVE_EXPIRY,
-    )  # fmt: skip
-    client = httpx.AsyncClient(base_url=base, limits=limits, timeout=TIMEOUT)
+    # aiohttp, not httpx: its parser is compiled, so the driver costs the 2 cores it shares
+    # with the server about a third of httpx's CPU per request (docs/reliability.md, "Load")
+    connector = aiohttp.TCPConnector(limit=clients * 2, keepalive_timeout=CLIENT_KEEPALIVE_EXPIRY)
+    client = aiohttp.ClientSession(
+        base, connector=connector, timeout=aiohttp.ClientTimeout(total=TIMEOUT)
+    )
+    # aiohttp sends a GET again, unseen, when a reused connection drops (RFC 9112 §9.3.1): the
+    # driver must count every drop, so it turns that off as aiohttp's own test client does
+    assert hasattr(client, "_retry_connection"), "aiohttp changed: see the comment above"
+    client._retry_connection = False
 
-    async def call(route: str, method: str, path: str, **kw: Any) -> httpx.Response | None:
+    async def call(route: str, method: str, path: str, **kw: Any) -> Answer | None:
         started = time.perf_counter()
         try:
-            response = await client.request(method, path, **kw)
-        except httpx.TransportError as exc:  # a dropped, refused or timed-out connection
+            async with client.request(method, path, **kw) as response:
+                answer = Answer(response.status, await response.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:  # dropped, refused or timed out
             tally.transport[f"{route}: {type(exc).__name__}"] += 1
             return None
-        tally.record(route, started, response)
-        return response
+        tally.record(route, started, answer)
+        return answer
 
     async def applicant(number: int, token: str) -> None:
         auth = {"Authorization": f"Bearer {token}"}
@@ -385,8 +408,16 @@ def main() -> None:
                 migrate(url)
                 district = prepare(url, cases=args.cases, applicants=clients, reviewers=clients)
                 with relief_server(url, Path(tmp), workers=args.workers, name=str(clients)) as b:
+                    before = cpu_seconds_by_part()
                     tally = asyncio.run(run_day(b, district, clients=clients, seconds=args.seconds))
-                result = {"clients": clients, **tally.summary(), "problems": problems(url, tally)}
+                    after = cpu_seconds_by_part()
+                summary = tally.summary()
+                cpu = {
+                    part: (after[part] - before[part]) * 1000 / max(1, summary["requests"])
+                    for part in after
+                }  # CPU ms per request, by part of the machine
+                result = {"clients": clients, **summary, "cpu_ms_per_request": cpu,
+                          "problems": problems(url, tally)}  # fmt: skip
                 results.append(result)
                 report(result)
     finally:
@@ -407,7 +438,9 @@ def report(r: dict[str, Any]) -> None:
             f"| {route} | {s['requests']} | {s['per_s']:.1f} | {s['p50_ms']:.0f} |"
             f" {s['p95_ms']:.0f} | {s['p99_ms']:.0f} | {answers} |"
         )
-    print(f"\n5xx: {r['server_errors']}; transport errors: {r['transport_errors'] or 'none'}")
+    cpu = ", ".join(f"{part} {ms:.1f}" for part, ms in r["cpu_ms_per_request"].items())
+    print(f"\nCPU ms per request: {cpu}")
+    print(f"5xx: {r['server_errors']}; transport errors: {r['transport_errors'] or 'none'}")
     for line in r["unexpected"][:5]:
         print(f"  unexpected: {line}")
     print(f"checks: {'; '.join(r['problems']) if r['problems'] else 'nothing lost, nothing twice'}")
