@@ -162,35 +162,58 @@ def login(
     username: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    """Sign in; failures slow down, then lock, per account and per address (api/throttle.py)."""
+    """Sign in; failures slow down, then lock, per account and per address (api/throttle.py).
+
+    The attempt is checked while both counts' rows are locked, one after another with any
+    other at that moment on any process, and counts only when the password is wrong: a burst
+    of guesses stops at the limit, and clerks signing in at once behind one address (a service
+    hall, a proxy) are not taken for guesses. The password hash (scrypt, tens of ms) is
+    computed before the rows are locked, unless a count already says wait."""
     form_session = require_csrf(engine, session, csrf)
     limits = throttle.limits(engine.settings)
     now = engine.clock.now()
-    address, name = client_address(request), username.strip()[:80]
-    try:  # the attempt is counted before the password is checked (a burst cannot slip past)
-        throttle.reserve(engine.db, limits["login_address"], address, now)
-        throttle.reserve(engine.db, limits["login_account"], name, now)
+    name = username.strip()[:80]
+    counted = [(limits["login_address"], client_address(request)), (limits["login_account"], name)]
+    signed: Account | None = None
+    checked = False
+    try:
+        with Session(engine.read_db) as s:
+            for limit, key in counted:
+                throttle.check(s, limit, key, now)
+        signed, checked = _password_account(engine, name, password), True
+    except throttle.Throttled:
+        pass  # refused below, where the try during the wait is counted
+    try:
+        with throttle.attempt(engine.db, counted, now) as attempt:
+            if not checked:  # the wait ended meanwhile (or a lock was lifted)
+                signed = _password_account(engine, name, password)
+            if signed is None:
+                attempt.failed()
     except throttle.Throttled as exc:
         web_session.push_flash(engine.db, form_session, exc.message_zh, "error")
         return back("/login")
-    with Session(engine.read_db) as s:
-        account = s.exec(select(Account).where(col(Account.username) == name)).first()
-    usable = account is not None and account.active and account.role != "system"
-    stored = account.password_hash if usable and account is not None else None
-    # scrypt runs whatever the account (unknown, disabled, password-less): the answer's time
-    # tells nothing
-    if not password_ok(password, stored or dummy_hash()) or not stored or account is None:
-        throttle.confirm_failure(engine.db, limits["login_address"], address, now)
-        throttle.confirm_failure(engine.db, limits["login_account"], name, now)
+    if signed is None:
         web_session.push_flash(engine.db, form_session, "用户名或密码不正确", "error")
         return back("/login")
+    account = signed
     throttle.succeed(engine.db, limits["login_account"], name)
-    throttle.refund(engine.db, limits["login_address"], address)
     web_session.end(engine.db, form_session)  # a new session id on sign-in (no fixation)
     signed_in = web_session.start(engine.db, now, account)
     response = back(home_of(account))
     set_session_cookie(response, signed_in, engine)
     return response
+
+
+def _password_account(engine: CaseEngine, name: str, password: str) -> Account | None:
+    """The account that may sign in with this name and password, else None. scrypt runs
+    whatever the account (unknown, disabled, password-less): the answer's time tells nothing."""
+    with Session(engine.read_db) as s:
+        account = s.exec(select(Account).where(col(Account.username) == name)).first()
+    usable = account is not None and account.active and account.role != "system"
+    stored = account.password_hash if usable and account is not None else None
+    if not password_ok(password, stored or dummy_hash()) or not stored:
+        return None
+    return account
 
 
 @router.post("/logout")

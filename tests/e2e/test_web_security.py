@@ -25,7 +25,7 @@ from api.security import create_account
 from base.clock import Clock
 from base.query_codes import display
 from models.settings import Settings
-from models.tables import Case, CaseEvent, Notice, ReviewTask, WebSession
+from models.tables import AuthThrottle, Case, CaseEvent, Notice, ReviewTask, WebSession
 
 
 @pytest.fixture
@@ -309,40 +309,71 @@ def test_query_codes_are_long_and_random(site: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------- found in review
-def test_a_burst_of_sign_ins_gets_no_more_checks_than_the_back_off_allows(
-    site: dict[str, Any],
-) -> None:
-    """Attempts are counted before the password is checked, so 20 sent at once (the right
-    password among them) see at most `login_backoff_after` checks; the rest wait."""
+def sign_in_at_once(site: dict[str, Any], tries: list[tuple[str, str]]) -> list[str]:
+    """Each (user, password) posted by its own browser at the same moment, from one address;
+    what each was told."""
     import threading
 
     import httpx
     from conftest import LiveServer
 
+    answers: list[str] = []
     with LiveServer(site["app"]) as server:
-        barrier = threading.Barrier(20)
-        answers: list[str] = []
+        barrier = threading.Barrier(len(tries))
 
-        def attempt(password: str) -> None:
+        def attempt(username: str, password: str) -> None:
             with httpx.Client(base_url=server.url, follow_redirects=True, timeout=60) as c:
                 token = csrf_of(c.get("/login").text)
                 barrier.wait()
-                r = c.post("/login", data={"username": "rev", "password": password,
+                r = c.post("/login", data={"username": username, "password": password,
                                            "csrf_token": token})  # fmt: skip
                 flashes = re.findall(r'role="status">([^<]*)<', r.text)
                 answers.append(flashes[0] if flashes else "signed in")
 
-        threads = [
-            threading.Thread(target=attempt, args=("pw-rev" if n == 19 else f"guess{n}",))
-            for n in range(20)
-        ]
+        threads = [threading.Thread(target=attempt, args=t) for t in tries]
         for t in threads:
             t.start()
         for t in threads:
             t.join(120)
-    checked = [a for a in answers if a in ("用户名或密码不正确", "signed in")]
-    assert len(answers) == 20 and len(checked) <= 3, answers
-    assert all("秒后再试" in a or a in checked for a in answers)
+    assert len(answers) == len(tries), answers
+    return answers
+
+
+def test_a_burst_of_sign_ins_gets_no_more_checks_than_the_back_off_allows(
+    site: dict[str, Any],
+) -> None:
+    """Attempts are checked one after another while their counts are locked, so of 20 sent at
+    once (the right password among them) at most `login_backoff_after` wrong ones are checked;
+    the rest wait."""
+    tries = [("rev", "pw-rev" if n == 19 else f"guess{n}") for n in range(20)]
+    answers = sign_in_at_once(site, tries)
+    assert answers.count("用户名或密码不正确") <= 3, answers
+    assert all("秒后再试" in a or a in ("用户名或密码不正确", "signed in") for a in answers)
+
+
+def test_clerks_signing_in_at_once_behind_one_address_all_get_in(site: dict[str, Any]) -> None:
+    """Twelve people at one service hall (one address, four times the back-off's count) sign
+    in at the same moment with their right passwords: none is taken for a guess (they were,
+    when every attempt counted until it succeeded); a wrong password among them still counts."""
+    engine = site["engine"]
+    for n in range(12):
+        create_account(engine.db, username=f"clerk{n}", role="reviewer", now=FIXED_NOW,
+                       bureau="samr", section="credit", password=f"pw-clerk{n}")  # fmt: skip
+    answers = sign_in_at_once(site, [(f"clerk{n}", f"pw-clerk{n}") for n in range(12)])
+    assert answers == ["signed in"] * 12
+    assert failures(engine) == {}  # nothing counted
+    typo = [("clerk0", "typo"), *((f"clerk{n}", f"pw-clerk{n}") for n in range(1, 6))]
+    assert sorted(sign_in_at_once(site, typo)) == ["signed in"] * 5 + ["用户名或密码不正确"]
+    counted = failures(engine)
+    assert counted.pop(("login_account", "clerk0")) == 1
+    assert list(counted.values()) == [1] and next(iter(counted))[0] == "login_address", counted
+
+
+def failures(engine: Any) -> dict[tuple[str, str], int]:
+    """The throttle's counts above zero, by (scope, key)."""
+    with Session(engine.db) as s:
+        rows = s.execute(select(AuthThrottle)).scalars().all()
+    return {(r.scope, r.key): r.failures for r in rows if r.failures}
 
 
 def test_a_cookie_cannot_act_through_the_api_under_a_path_prefix(site: dict[str, Any]) -> None:
