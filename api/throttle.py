@@ -150,8 +150,10 @@ def reserve(db: Engine, limit: Limit, key: str, now: datetime) -> None:
     """Count this attempt before it is checked (its own committed transaction, the row locked),
     so that attempts made at the same moment — on any API process — are counted one after
     another and cannot all slip through. Raise Throttled while the key is locked or must wait
-    (a try during the wait counts too). The caller gives the attempt back with `refund` or
-    `succeed` when it succeeds, and calls `confirm_failure` when it fails."""
+    (a try during the wait counts too). The caller calls `succeed` when it succeeds (an
+    account's count starts afresh) and `confirm_failure` when it fails. For what is counted per
+    send (codes sent) and per account (one-time codes); a check that should count only its
+    failures uses `attempt`."""
     with Session(db) as s, s.begin():
         refused = _count_attempt(s, limit, key, now)
     if refused is not None:
@@ -175,8 +177,8 @@ def attempt(db: Engine, keys: Sequence[tuple[Limit, str]], now: datetime) -> Ite
     before it, so a burst of guesses cannot slip past the limit. Raises Throttled, without
     running the block, while a key is locked or must wait (a try during the wait counts as a
     failure). A wrong attempt (`failed()`) counts one failure on every key, locking at the
-    limit; a right one counts nothing — unlike `reserve`, whose attempts in flight count until
-    refunded, so that lookups at once from one busy address (a service counter, a proxy) were
+    limit; a right one counts nothing — unlike `reserve`, whose attempts in flight count, so that
+    lookups and sign-ins at once from one busy address (a service counter, a proxy) were
     refused as guesses (bench/load.py: 981 of 988 lookups answered 429)."""
     refused: Throttled | None = None
     with Session(db) as s, s.begin():
@@ -248,20 +250,6 @@ def confirm_failure(db: Engine, limit: Limit, key: str, now: datetime) -> None:
         row = _locked_row(s, limit, key, now)
         _lock(row, limit, now)
         s.add(row)
-
-
-def refund(db: Engine, limit: Limit, key: str) -> None:
-    """The reserved attempt succeeded: it is not a failure (an address's count keeps the rest)."""
-    with Session(db) as s, s.begin():
-        s.execute(
-            update(AuthThrottle)
-            .where(
-                col(AuthThrottle.scope) == limit.scope,
-                col(AuthThrottle.key) == key,
-                col(AuthThrottle.failures) > 0,
-            )
-            .values(failures=AuthThrottle.failures - 1)
-        )
 
 
 def _lock_refusal(row: AuthThrottle, limit: Limit, now: datetime) -> Throttled:
