@@ -231,7 +231,7 @@ class Stepper:
             )
 
     def end_requests(self, run: CaseRun, status: RequestStatus, seq: int) -> None:
-        """A case that ends (withdrawn, expired) asks nothing more of its applicant."""
+        """A case that ends (withdrawn, expired, refused) asks nothing more of its applicant."""
         table = ApplicantRequest.__table__  # type: ignore[attr-defined]
         self.uow.s.execute(
             table.update()
@@ -520,7 +520,7 @@ class Stepper:
                                             status=RequestStatus.OPEN, opened_seq=seq,
                                             created_at=self.now))
                 )  # fmt: skip
-        if effects.close_tasks:
+        if effects.close_tasks or effects.end_requests:
             self.end_requests(
                 run,
                 RequestStatus.EXPIRED

@@ -96,6 +96,7 @@ class Effects:
 
     open_tasks: tuple[TaskKind, ...] = ()
     close_tasks: bool = False  # the case's open tasks end, cancelled (withdrawn, expired)
+    end_requests: bool = False  # open 容缺 requests end, cancelled: a refusal owes no material
     closing: str | None = None  # ... or done, recording this decision (approve, confirmed, …)
     notices: tuple[NoticeKind, ...] = ()
     order_payout: bool = False
@@ -381,7 +382,8 @@ def _lifecycle_table() -> tuple[Row, ...]:
             (decision_ready, rules_allow_grant, amount_within_ceiling, has_amount_to_grant),
             Effects(closing="approve", grant=True, notices=(n.DECISION_GRANTED,))),
         Row("reject", [S.UNDER_REVIEW, S.AWAITING_CONFIRMATION, S.CONFIRMED], S.REJECTED,
-            (has_reason,), Effects(closing="reject", notices=(n.DECISION_REFUSED,))),
+            (has_reason,),
+            Effects(closing="reject", end_requests=True, notices=(n.DECISION_REFUSED,))),
         Row("order_payout", [S.APPROVED, S.PARTIALLY_APPROVED], S.PAYOUT_ORDERED, (pays_out,),
             Effects(order_payout=True), auto=True),
         Row("record_payment", S.PAYOUT_ORDERED, S.PAID, (),

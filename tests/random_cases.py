@@ -504,15 +504,15 @@ def check_log_replays(p: Picture) -> None:
 
 def check_ended_cases(p: Picture) -> None:
     """A case that has ended holds no open task; withdrawn or ended for a missed deadline, it
-    asks nothing more of its applicant (decided, only a 容缺 request may stay open: the
-    material is still owed, and at its deadline it becomes an operator's incident — see
-    CaseEngine.lapse_request); a payout order exists exactly for a granted subsidy case."""
+    asks nothing more of its applicant, nor refused (granted, only a 容缺 request may stay
+    open: the material is still owed, and at its deadline it becomes an operator's incident —
+    see CaseEngine.lapse_request); a payout order exists exactly for a granted subsidy case."""
     for case in p.cases:
         where = f"case {case.id} ({case.case_type}, {case.state})"
         if case.state in FINAL_STATES:
             open_tasks = [t.kind for t in p.tasks[case.id] if t.status == "open"]
             assert not open_tasks, f"{where}: open tasks {open_tasks}"
-            may_stay = ("deferred_acceptance",) if case.state in ("rejected", "closed") else ()
+            may_stay = ("deferred_acceptance",) if case.state == "closed" else ()
             asks = [
                 r.kind for r in p.requests[case.id] if r.status == "open" and r.kind not in may_stay
             ]

@@ -13,7 +13,7 @@ import pytest
 import scenarios as S
 import staff
 from conftest import FIXED_NOW, make_case_engine
-from drive import case, pass_reviews, submit, tasks
+from drive import case, decide, pass_reviews, submit, tasks
 from sqlmodel import Session, col, select
 
 from models.document_store import DirectoryStore, DocumentRefused, StoredBlob, keep
@@ -308,6 +308,23 @@ def test_deferred_materials_answered_by_adding_them_and_overdue_after_a_decision
     with Session(manual.db) as s:
         [incident] = s.exec(select(Incident).where(col(Incident.case_id) == b.case_id)).all()
     assert incident.kind == "request_overdue" and "请人工处理" in incident.message
+    # c is refused before its deferred material comes: nothing is owed any more, so the
+    # request ends with the refusal (no reminder, no lapse, no incident)
+    third = S.application("LOAN-01")
+    third["applicant"] = {**third["applicant"], "uscc": staff.uscc_for(32)}
+    [c] = submit(manual, third)
+    manual.fire(
+        c.case_id, "accept_deferred", actor=staff.intake_holder(manual, c.case_id),
+        payload={"slots": ["guarantee_fee_vouchers"], "deadline": "2023-01-13"},
+    )  # fmt: skip
+    assert decide(manual, c.case_id, approve=False).state == "rejected"
+    [req] = requests_of(manual, c.case_id)
+    assert req.status == "cancelled" and req.id is not None
+    assert after.note_request(req.id, actor=staff.system(after)) is None
+    assert after.lapse_request(req.id, actor=staff.system(after)) is None
+    with Session(manual.db) as s:
+        assert s.exec(select(Incident).where(col(Incident.case_id) == c.case_id)).all() == []
+    assert [n.kind for n in notices(manual, c.case_id)][-1] == "decision_refused"
     [withdrawn] = submit(manual, S.application("CRED-01"))
     manual.fire(
         withdrawn.case_id, "withdraw", actor=staff.applicant_of_case(manual, withdrawn.case_id)
