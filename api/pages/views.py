@@ -174,28 +174,27 @@ def login(
     now = engine.clock.now()
     name = username.strip()[:80]
     counted = [(limits["login_address"], client_address(request)), (limits["login_account"], name)]
-    signed: Account | None = None
+    account: Account | None = None
     checked = False
     try:
         with Session(engine.read_db) as s:
             for limit, key in counted:
                 throttle.check(s, limit, key, now)
-        signed, checked = _password_account(engine, name, password), True
+        account, checked = _password_account(engine, name, password), True
     except throttle.Throttled:
         pass  # refused below, where the try during the wait is counted
     try:
         with throttle.attempt(engine.db, counted, now) as attempt:
             if not checked:  # the wait ended meanwhile (or a lock was lifted)
-                signed = _password_account(engine, name, password)
-            if signed is None:
+                account = _password_account(engine, name, password)
+            if account is None:
                 attempt.failed()
     except throttle.Throttled as exc:
         web_session.push_flash(engine.db, form_session, exc.message_zh, "error")
         return back("/login")
-    if signed is None:
+    if account is None:
         web_session.push_flash(engine.db, form_session, "用户名或密码不正确", "error")
         return back("/login")
-    account = signed
     throttle.succeed(engine.db, limits["login_account"], name)
     web_session.end(engine.db, form_session)  # a new session id on sign-in (no fixation)
     signed_in = web_session.start(engine.db, now, account)
