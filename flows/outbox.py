@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from flows.common import Tally, case_engine, chunked, run_chunks, total
 from flows.singleton import exclusive
 from models.settings import get_settings
-from notifications.delivery import deliver, due_notices
+from notifications.delivery import ChannelBreaker, deliver, due_notices
 
 
 class OutboxParams(BaseModel):
@@ -25,6 +25,11 @@ class OutboxSummary(Tally):
         default=0, description="owed on e-mail or SMS, not configured here: waiting, no incident"
     )
     retry_later: int = 0
+    held: int = Field(
+        default=0,
+        description="owed only on a channel that failed RELIEF_CHANNEL_TRIP_AFTER times in a row "
+        "in this run: not tried, no attempt counted, due again in the next run",
+    )
     failed: int = 0
     busy: bool = Field(default=False, description="another outbox run held the lock; did nothing")
 
@@ -32,15 +37,17 @@ class OutboxSummary(Tally):
 @task(retries=2, retry_delay_seconds=2)
 def deliver_chunk(ids: list[int], now: datetime | None) -> OutboxSummary:
     engine = case_engine(now=now)
+    breaker = ChannelBreaker(engine.settings.channel_trip_after)  # this chunk's run
     out: dict[str, int] = {}
     for notice_id in ids:
-        outcome = deliver(engine.db, notice_id, engine.settings, engine.clock.now())
+        outcome = deliver(engine.db, notice_id, engine.settings, engine.clock.now(), breaker)
         out[outcome] = out.get(outcome, 0) + 1
     return OutboxSummary(
         delivered=out.get("delivered", 0),
         no_channel=out.get("no_channel", 0),
         awaiting_channel=out.get("awaiting_channel", 0),
         retry_later=out.get("pending", 0),
+        held=out.get("held", 0),
         failed=out.get("failed", 0),
     )
 

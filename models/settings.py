@@ -138,6 +138,15 @@ class Settings(BaseSettings):
     notice_retry_seconds: float = Field(
         default=60, ge=0, description="wait before the next attempt (doubles each time)"
     )
+    channel_trip_after: int = Field(
+        default=3,
+        ge=1,
+        description="An outbox run stops trying a channel (e-mail, the SMS webhook) after this "
+        "many transient failures in a row: a server down or hanging would otherwise cost every "
+        "notice the whole channel timeout. Its notices wait for the next run with no attempt "
+        "counted; their other channels still go out. A success in between starts the count "
+        "again.",
+    )
     channel_timeout_seconds: float = Field(
         default=15,
         ge=0.1,

@@ -13,11 +13,18 @@ A channel this installation has not configured (no RELIEF_SMTP_HOST, no RELIEF_S
 is not a failure: the notice waits as `awaiting_channel`, counts no attempt and raises no
 incident, and is delivered by the first outbox run after the setting appears. Only a configured
 channel that fails is retried and, after RELIEF_NOTICE_MAX_ATTEMPTS, becomes an incident.
+
+An outbox run stops trying a channel that failed RELIEF_CHANNEL_TRIP_AFTER times in a row
+(`ChannelBreaker`): a server down or hanging would otherwise cost every notice the whole
+timeout. Its notices wait for the next run with no attempt counted, while their other channels
+go out.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -46,6 +53,26 @@ NO_CHANNEL_YET = "重试时所需的送达渠道（邮件或短信）尚未配�
 CLAIM_SECONDS = 300
 
 
+@dataclass
+class ChannelBreaker:
+    """One outbox run's memory of each channel: after `trip_after` transient failures in a row
+    (a server down, or hanging until the timeout), the run sends nothing more on it. A success
+    closes it again; a permanent failure (one address refused) says nothing about the channel.
+    """
+
+    trip_after: int
+    failures_in_a_row: Counter[str] = field(default_factory=Counter)
+
+    def is_open(self, channel: str) -> bool:
+        return self.failures_in_a_row[channel] >= self.trip_after
+
+    def saw(self, channel: str, error: DeliveryError | None) -> None:
+        if error is None:
+            self.failures_in_a_row[channel] = 0
+        elif error.transient:
+            self.failures_in_a_row[channel] += 1
+
+
 def _record(
     db: Engine, notice_id: int, channel: str, attempt: int, status: str, receipt: str, now: datetime
 ) -> None:
@@ -55,8 +82,16 @@ def _record(
     )  # fmt: skip
 
 
-def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> str:
-    """Try a pending notice once on each channel not yet done; returns its new status."""
+def deliver(
+    db: Engine,
+    notice_id: int,
+    settings: Settings,
+    now: datetime,
+    breaker: ChannelBreaker | None = None,
+) -> str:
+    """Try a pending notice once on each channel not yet done; returns its new status, or
+    "held" when every channel it is owed on is one the run's `breaker` stopped trying (nothing
+    sent, no attempt counted: the next run takes it again)."""
     with Session(db) as s:
         notice = s.get(Notice, notice_id)
         if notice is None or notice.status not in OPEN_NOTICES:
@@ -81,6 +116,10 @@ def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> st
     if not ready:
         status = NoticeStatus.AWAITING_CHANNEL if waiting else NoticeStatus.DELIVERED
         return _finish(db, notice_id, status, now)
+    held = [t for t in ready if breaker is not None and breaker.is_open(t.channel)]
+    ready = [t for t in ready if t not in held]
+    if not ready:
+        return "held"
     attempt = notice.attempts + 1
     if not _claim(db, notice_id, notice.attempts, attempt, now):
         return "skipped"  # another delivery (an operator's retry, a second run) has it
@@ -95,8 +134,12 @@ def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> st
             _record(db, notice_id, target.channel, attempt, AttemptStatus.FAILED, str(error), now)
             failures.append(f"{target.channel}: {error}")
             permanent = permanent or not error.transient
+            if breaker is not None:
+                breaker.saw(target.channel, error)
             continue
         _record(db, notice_id, target.channel, attempt, AttemptStatus.DELIVERED, receipt, now)
+        if breaker is not None:
+            breaker.saw(target.channel, None)
     with Session(db) as s, s.begin():
         row = s.get(Notice, notice_id, with_for_update=True)
         assert row is not None
@@ -105,7 +148,9 @@ def deliver(db: Engine, notice_id: int, settings: Settings, now: datetime) -> st
             # (our receipts stay in the ledger)
             return "skipped"
         before = row.status
-        if not failures and waiting:
+        if not failures and held:  # the rest is owed on a channel this run stopped trying
+            row.status, row.next_attempt_at = NoticeStatus.PENDING, None
+        elif not failures and waiting:
             row.status, row.next_attempt_at = NoticeStatus.AWAITING_CHANNEL, None
             reopen_retried(s, f"notice:{row.idempotency_key}", NO_CHANNEL_YET)
         elif not failures:

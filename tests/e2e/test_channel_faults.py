@@ -21,6 +21,7 @@ from typing import Any, get_args
 
 import pytest
 import scenarios as S
+import staff
 from conftest import FIXED_NOW
 from drive import submit
 from faulty_receivers import (
@@ -409,6 +410,96 @@ def test_a_webhook_url_httpx_cannot_parse_becomes_an_incident(
     assert receipt.startswith("InvalidURL")
     assert [i.status for i in incidents(engine)] == ["open"]
     nothing_lost(engine)
+
+
+# ---------------------------------------------------------------- a channel that is down
+TRIP_AFTER = 3  # RELIEF_CHANNEL_TRIP_AFTER's default
+
+
+def file_as(engine: CaseEngine, n: int, **contact: Any) -> Notice:
+    """`file_one` for applicant number `n` (each its own enterprise)."""
+    return file_one(engine, uscc=staff.uscc_for(200 + n), **contact)
+
+
+def attempts_of(engine: CaseEngine, notice_id: int | None) -> list[tuple[int, str, str]]:
+    with Session(engine.db) as s:
+        rows = s.exec(
+            select(NoticeDelivery)
+            .where(col(NoticeDelivery.notice_id) == notice_id)
+            .order_by(col(NoticeDelivery.attempt_no), col(NoticeDelivery.channel))
+        ).all()
+    return [(d.attempt_no, d.channel, d.status) for d in rows]
+
+
+def test_a_hanging_server_costs_a_run_three_timeouts_and_the_rest_wait_uncounted(
+    wired: Wired,
+) -> None:
+    """A server that takes every message and never answers in time: the run gives up on
+    e-mail after three timeouts in a row instead of spending one on each of eight notices;
+    the five left are not tried and count no attempt, and the next run, the server well
+    again, delivers all eight."""
+    engine = case_engine()
+    notices = [file_as(engine, n, email=MAIL) for n in range(8)]
+    with smtp_server(FaultySink(then=slow(TIMEOUT + 2)), wired.smtp_port):
+        started = time.monotonic()
+        first = outbox_pass()
+        waited = time.monotonic() - started
+    assert (first.due, first.retry_later, first.held, first.delivered) == (8, 3, 5, 0)
+    assert TRIP_AFTER * TIMEOUT <= waited < TRIP_AFTER * TIMEOUT + 2.0  # not 8 timeouts
+    assert [now_of(engine, n.id).attempts for n in notices] == [1] * 3 + [0] * 5
+    assert all(attempts_of(engine, n.id) == [] for n in notices[3:])
+    assert all(now_of(engine, n.id).status == "pending" for n in notices)
+    with smtp_server(FaultySink(), wired.smtp_port) as sink:
+        second = outbox_pass()
+    assert (second.due, second.delivered, second.held) == (8, 8, 0)
+    for n in notices[:3]:
+        ledger(engine, n.id, "failed", "delivered", channel="email")
+    for n in notices[3:]:
+        ledger(engine, n.id, "delivered", channel="email")
+    assert set(sink.message_ids().values()) == {1} and len(sink.message_ids()) == 8
+    assert incidents(engine) == []
+    nothing_lost(engine)
+
+
+def test_while_mail_is_held_the_same_notices_sms_goes_out(wired: Wired) -> None:
+    """No SMTP server at all (connection refused, transient): after three refusals the run
+    stops trying e-mail, but a notice owed on e-mail and SMS still goes by SMS now; its
+    e-mail follows in the next run, and the SMS is not sent again."""
+    engine = case_engine()
+    mail_only = [file_as(engine, n, email=MAIL) for n in range(TRIP_AFTER)]
+    both = file_as(engine, 9, email=MAIL, phone="13800000000", notify=["email", "sms"])
+    first = outbox_pass()  # nothing listens on the SMTP port
+    assert (first.retry_later, first.held, first.delivered) == (TRIP_AFTER + 1, 0, 0)
+    assert attempts_of(engine, both.id) == [(1, "sms", "delivered")]  # e-mail not tried
+    assert (now_of(engine, both.id).status, now_of(engine, both.id).attempts) == ("pending", 1)
+    with smtp_server(FaultySink(), wired.smtp_port):
+        second = outbox_pass()
+    assert second.delivered == TRIP_AFTER + 1
+    assert attempts_of(engine, both.id) == [(1, "sms", "delivered"), (2, "email", "delivered")]
+    assert wired.hook.sent == Counter({both.idempotency_key: 1})
+    assert all(len(attempts_of(engine, n.id)) == 2 for n in mail_only)
+    assert incidents(engine) == []
+    nothing_lost(engine)
+
+
+def test_refusals_of_one_address_do_not_stop_the_channel(wired: Wired) -> None:
+    """A 550 is about one address, not the server: every notice is still tried (each
+    refused for good, an incident each), and a success between failures starts the count
+    again."""
+    engine = case_engine()
+    notices = [file_as(engine, n, email=MAIL) for n in range(TRIP_AFTER + 2)]
+    faults = [refuse("RCPT", "550 5.1.1 no such user")] * (TRIP_AFTER + 2)
+    with smtp_server(FaultySink(*faults), wired.smtp_port):
+        refused = outbox_pass()
+    assert (refused.failed, refused.held) == (TRIP_AFTER + 2, 0)
+    assert len(incidents(engine)) == TRIP_AFTER + 2
+    later = [file_as(engine, 20 + n, email=MAIL) for n in range(2 * TRIP_AFTER)]
+    flaky = [slow(TIMEOUT + 2)] * (TRIP_AFTER - 1) + [OK] + [slow(TIMEOUT + 2)] * TRIP_AFTER
+    with smtp_server(FaultySink(*flaky), wired.smtp_port):
+        mixed = outbox_pass()
+    assert (mixed.retry_later, mixed.delivered, mixed.held) == (2 * TRIP_AFTER - 1, 1, 0)
+    assert all(now_of(engine, n.id).attempts == 1 for n in later)  # every one was tried
+    assert all(now_of(engine, n.id).status == "failed" for n in notices)
 
 
 # ---------------------------------------------------------------- the claim
