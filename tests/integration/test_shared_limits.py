@@ -62,7 +62,7 @@ def two_apis(env: dict[str, str], logdir: Path) -> Iterator[list[str]]:
                     if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
                         break
                 except httpx.HTTPError:
-                    pass
+                    pass  # not listening yet: look again
                 assert time.monotonic() < deadline, "\n".join(a.tail() for a in apis)
                 time.sleep(0.3)
         yield urls
